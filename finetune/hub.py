@@ -1,0 +1,105 @@
+"""The Hugging Face Hub edge: credentials, repo creation and pushing a model folder.
+
+Everything goes through the real `huggingface_hub` client; tests point it at a local
+fake Hub with HF_ENDPOINT.
+"""
+
+import logging
+import os
+import re
+import shlex
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError
+
+from finetune.artifacts import CARD_FILE, NOT_PUSHED
+from finetune.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+LOGIN_HELP = (
+    "Log in once with `hf auth login`, or export HF_TOKEN=hf_... "
+    "(a token with write access, from https://huggingface.co/settings/tokens)."
+)
+
+
+class PushError(RuntimeError):
+    """The push failed; the local folder is intact and the message says how to retry."""
+
+
+def api(token: str | None = None) -> HfApi:
+    # The endpoint is read here, not at import time, so HF_ENDPOINT set later (tests) is honoured.
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def require_token(explicit: str | None = None) -> str:
+    token = explicit or get_token()
+    if not token:
+        raise UsageError(f"--push_to_hub needs a Hugging Face token and none was found. {LOGIN_HELP}")
+    return token
+
+
+def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str = "model") -> str:
+    """Check the token and create the repo before any long work; return the full repo id.
+
+    A Hub that cannot be reached now only warns: the push at the end may still work,
+    and if it does not, the folder stays and the retry command is printed.
+    """
+    client = api(token)
+    try:
+        user = client.whoami()["name"]
+    except HfHubHTTPError as err:
+        status = err.response.status_code if err.response is not None else None
+        if status in (401, 403):
+            raise UsageError(f"the Hugging Face token was refused ({status}). {LOGIN_HELP}") from err
+        logger.warning("could not check the Hub token now (%s); the push at the end will try again", err)
+        return repo_id
+    except Exception as err:  # connection errors (httpx2) are not OSError
+        logger.warning("the Hub is not reachable now (%s: %s); training goes on, the push is tried at the end",
+                       type(err).__name__, err)
+        return repo_id
+    full_id = repo_id if "/" in repo_id else f"{user}/{repo_id}"
+    try:
+        client.create_repo(full_id, private=private, exist_ok=True, repo_type=repo_type)
+    except HfHubHTTPError as err:
+        raise UsageError(f"could not create the Hub repo {full_id}: {err}. Check --hub_model_id and the token's "
+                         "write access.") from err
+    return full_id
+
+
+def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = None,
+                commit_message: str | None = None) -> str:
+    """Upload a finished model folder in one commit (no checkpoints, pickles or caches)."""
+    folder = Path(folder)
+    point_card_at(folder, repo_id)
+    client = api(token)
+    try:
+        client.create_repo(repo_id, private=private, exist_ok=True)
+        commit = client.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message or f"Upload fine-tuned model from {folder.name}",
+            ignore_patterns=list(NOT_PUSHED),
+        )
+    except Exception as err:
+        raise PushError(
+            f"pushing {folder} to {repo_id} failed ({type(err).__name__}: {err}). The model folder is complete "
+            f"and unchanged. Retry without retraining:\n  {retry_command(folder, repo_id, private)}"
+        ) from err
+    return commit.commit_url
+
+
+def point_card_at(folder: Path, repo_id: str) -> None:
+    """Make the card's usage snippets name the repo the folder is pushed to."""
+    card = Path(folder) / CARD_FILE
+    if card.exists():
+        text = card.read_text()
+        text = re.sub(r'model="[^"]*"', f'model="{repo_id}"', text)
+        text = re.sub(r"`MODEL_ID=\S+ python app.py`", f"`MODEL_ID={repo_id} python app.py`", text)
+        card.write_text(text)
+
+
+def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> str:
+    command = f"python -m finetune.push {shlex.quote(str(folder))} --repo {shlex.quote(repo_id)}"
+    return command + (" --private" if private else "")

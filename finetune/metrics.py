@@ -1,0 +1,34 @@
+"""Classification metrics through the `evaluate` library, with the metric module in this repo."""
+
+from pathlib import Path
+
+import numpy as np
+
+METRIC_MODULE = Path(__file__).parent / "classification_scores"
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def load_metric():
+    import evaluate  # costs seconds (it imports transformers' pipelines): only where metrics are computed
+
+    return evaluate.load(str(METRIC_MODULE))
+
+
+def make_compute_metrics(label_names: list[str]):
+    """A `compute_metrics` for the Trainer: scalars only, so every value lands in the logs and history."""
+    metric = load_metric()
+
+    def compute_metrics(eval_prediction) -> dict[str, float]:
+        logits, labels = eval_prediction.predictions, eval_prediction.label_ids
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return metric.compute(predictions=np.argmax(logits, axis=-1), references=labels, label_names=label_names)
+
+    return compute_metrics
+
+
+def confusion_matrix(predictions, references, label_names: list[str]) -> list[list[int]]:
+    scores = load_metric().compute(
+        predictions=predictions, references=references, label_names=label_names, confusion_matrix=True
+    )
+    return scores["confusion_matrix"]

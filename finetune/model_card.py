@@ -1,0 +1,168 @@
+"""The model card: run facts (a dataclass) -> metadata + Markdown -> huggingface_hub.ModelCard.
+
+The metadata's `model-index` holds the final validation and test scores, so the Hub
+shows them and `ModelCard.load(...).data.eval_results` reads them back.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from finetune.history import ROW_KEYS
+
+TASK = "text-classification"
+CARD_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+@dataclass
+class CardFacts:
+    model_name: str
+    base_model: str  # what the user passed, or the embedded model's origin
+    base_model_hub_id: str | None  # for metadata: only a real Hub id links
+    dataset_name: str
+    dataset_id: str | None
+    label_names: list[str]
+    split_sizes: dict[str, int]
+    history: list[dict[str, Any]]
+    scores: dict[str, dict[str, float]]  # split -> metric -> value ("validation", maybe "test")
+    confusion_matrices: dict[str, list[list[int]]]
+    hyperparameters: dict[str, Any]
+    framework_versions: dict[str, str]
+    best_metric: str = "f1"
+    dropped_rows: dict[str, int] = field(default_factory=dict)
+    license: str | None = None
+    data_notes: str = ""
+    repo_id: str | None = None  # the Hub repo, for the usage snippet
+
+
+def build_card(facts: CardFacts) -> ModelCard:
+    metadata = ModelCardData(
+        model_name=facts.model_name,
+        base_model=facts.base_model_hub_id,
+        datasets=[facts.dataset_id] if facts.dataset_id else None,
+        license=facts.license,
+        language=["en"],
+        library_name="transformers",
+        pipeline_tag=TASK,
+        tags=["text-classification", "reviews", "generated_from_trainer"],
+        metrics=list(CARD_METRICS),
+        eval_results=_eval_results(facts) or None,
+    )
+    return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{_body(facts)}")
+
+
+def _eval_results(facts: CardFacts) -> list[EvalResult]:
+    results = []
+    for split, scores in facts.scores.items():
+        for metric in CARD_METRICS:
+            if metric not in scores:
+                continue
+            results.append(
+                EvalResult(
+                    task_type=TASK,
+                    task_name="Text Classification",
+                    dataset_type=facts.dataset_id or facts.dataset_name,
+                    dataset_name=facts.dataset_name,
+                    dataset_split=split,
+                    metric_type=metric,
+                    metric_name=_metric_title(metric, len(facts.label_names)),
+                    metric_value=round(float(scores[metric]), 4),
+                )
+            )
+    return results
+
+
+def _metric_title(metric: str, n_labels: int) -> str:
+    return "Accuracy" if metric == "accuracy" else f"{metric.capitalize()} (macro, {n_labels} classes)"
+
+
+def _body(facts: CardFacts) -> str:
+    repo = facts.repo_id or "path/to/this/folder"
+    sections = [
+        f"# {facts.model_name}",
+        f"This model is a fine-tuned version of `{facts.base_model}` on **{facts.dataset_name}** for review "
+        f"classification into {len(facts.label_names)} classes: {', '.join(f'`{n}`' for n in facts.label_names)}.",
+        _headline(facts),
+        "## How to use\n\n```python\nfrom transformers import pipeline\n\n"
+        f'classifier = pipeline("text-classification", model="{repo}", top_k=None)\n'
+        'print(classifier("The food was great and the staff were lovely."))\n```\n\n'
+        "Or serve it with this project's demo: "
+        f"`MODEL_ID={repo} python app.py`.",
+        "## Training history (one row per epoch)\n\n" + _history_table(facts.history),
+        "## Final results\n\n"
+        f"Scores of the restored best checkpoint (selected on validation `{facts.best_metric}`). "
+        "Precision, recall and F1 are macro averages over the classes.\n\n" + _results_table(facts),
+        "### Per class\n\n" + _per_class_table(facts),
+        *[_confusion_section(split, matrix, facts.label_names) for split, matrix in facts.confusion_matrices.items()],
+        "## Training data\n\n" + _data_section(facts),
+        "## Training hyperparameters\n\n" + "\n".join(f"- {k}: {v}" for k, v in facts.hyperparameters.items()),
+        "## Intended use and limitations\n\n"
+        "Intended for classifying English review text of the same kind as the training data. It is not "
+        "a general sentiment model: scores on other domains (products vs. films), other languages, sarcasm "
+        "or very long texts (truncated at the maximum sequence length above) will be lower than those "
+        "reported here. Labels reflect the data's own annotation, with its biases. Do not use it for "
+        "decisions about people.",
+        "## Framework versions\n\n" + "\n".join(f"- {k} {v}" for k, v in facts.framework_versions.items()),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _headline(facts: CardFacts) -> str:
+    lines = []
+    for split, scores in facts.scores.items():
+        parts = ", ".join(f"{m} {scores[m]:.4f}" for m in CARD_METRICS if m in scores)
+        lines.append(f"- **{split}**: {parts}")
+    return "It achieves:\n\n" + "\n".join(lines) if lines else ""
+
+
+def _history_table(history: list[dict[str, Any]]) -> str:
+    if not history:
+        return "No evaluation was run during training."
+    header = "| " + " | ".join(ROW_KEYS) + " |\n|" + "---|" * len(ROW_KEYS)
+    rows = [
+        "| " + " | ".join(f"{row[k]:g}" if k == "epoch" else _fmt(row.get(k)) for k in ROW_KEYS) + " |"
+        for row in history
+    ]
+    return "\n".join([header, *rows])
+
+
+def _results_table(facts: CardFacts) -> str:
+    header = "| split | " + " | ".join(CARD_METRICS) + " |\n|---|" + "---|" * len(CARD_METRICS)
+    rows = [f"| {s} | " + " | ".join(_fmt(sc.get(m)) for m in CARD_METRICS) + " |" for s, sc in facts.scores.items()]
+    return "\n".join([header, *rows])
+
+
+def _per_class_table(facts: CardFacts) -> str:
+    columns = [(split, metric) for split in facts.scores for metric in ("precision", "recall", "f1")]
+    header = "| label | " + " | ".join(f"{s} {m}" for s, m in columns) + " |\n|---|" + "---|" * len(columns)
+    rows = [
+        f"| {name} | " + " | ".join(_fmt(facts.scores[s].get(f"{m}_{name}")) for s, m in columns) + " |"
+        for name in facts.label_names
+    ]
+    return "\n".join([header, *rows])
+
+
+def _confusion_section(split: str, matrix: list[list[int]], label_names: list[str]) -> str:
+    header = "| true \\ predicted | " + " | ".join(label_names) + " |\n|---|" + "---|" * len(label_names)
+    rows = [f"| {name} | " + " | ".join(str(v) for v in row) + " |" for name, row in zip(label_names, matrix)]
+    return f"### Confusion matrix ({split})\n\n" + "\n".join([header, *rows])
+
+
+def _data_section(facts: CardFacts) -> str:
+    sizes = ", ".join(f"{split} {n:,}" for split, n in facts.split_sizes.items())
+    text = f"Dataset: {facts.dataset_name}. Reviews per split: {sizes}."
+    dropped = {s: n for s, n in facts.dropped_rows.items() if n}
+    if dropped:
+        text += " Rows dropped for empty text or label: " + ", ".join(f"{s} {n}" for s, n in dropped.items()) + "."
+    if facts.data_notes:
+        text += "\n\n" + facts.data_notes
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)

@@ -1,0 +1,79 @@
+"""Loading the pretrained checkpoint: tokenizer, config with label names, classifier."""
+
+import logging
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from finetune import embedded
+from finetune.config import ModelArguments
+from finetune.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+# Attention dropout goes by different names across architectures.
+ATTENTION_DROPOUT_ATTRIBUTES = ("attention_probs_dropout_prob", "attention_dropout")
+MAX_SEQ_LENGTH_CAP = 512
+
+
+def resolve_model_path(args: ModelArguments) -> str:
+    return args.model_name_or_path or str(embedded.model_path())
+
+
+def base_model_hub_id(args: ModelArguments) -> str | None:
+    """The Hub id the card links as base model (the embedded weights come from one)."""
+    name = args.model_name_or_path
+    if name is None:
+        return embedded.MODEL_HUB_ID
+    return None if Path(name).expanduser().exists() else name
+
+
+def load_pretrained_config(args: ModelArguments, label_names: list[str] | None = None):
+    """Load the checkpoint's config: the cheap check that the model exists, run before the data."""
+    path = resolve_model_path(args)
+    extra = {}
+    if label_names is not None:
+        extra = {
+            "num_labels": len(label_names),
+            "id2label": dict(enumerate(label_names)),
+            "label2id": {name: i for i, name in enumerate(label_names)},
+        }
+    try:
+        config = AutoConfig.from_pretrained(path, revision=args.model_revision, cache_dir=args.cache_dir, **extra)
+    except (OSError, ValueError) as err:
+        raise UsageError(
+            f"--model_name_or_path {path}: not a model folder and not loadable from the Hub ({err}). Pass a "
+            "folder with config.json, a Hub id you can reach, or leave the flag out for the embedded MiniLM."
+        ) from err
+    if args.attention_dropout is not None:
+        names = [a for a in ATTENTION_DROPOUT_ATTRIBUTES if hasattr(config, a)]
+        if not names:
+            raise UsageError(f"--attention_dropout: {config.model_type} models have no attention dropout setting.")
+        for attribute in names:
+            setattr(config, attribute, args.attention_dropout)
+    return config
+
+
+def load_tokenizer(args: ModelArguments):
+    return AutoTokenizer.from_pretrained(resolve_model_path(args), revision=args.model_revision, cache_dir=args.cache_dir)
+
+
+def load_classifier(args: ModelArguments, label_names: list[str]):
+    config = load_pretrained_config(args, label_names)
+    return AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(args),
+        config=config,
+        revision=args.model_revision,
+        cache_dir=args.cache_dir,
+        # A checkpoint that already has a head for another number of classes gets a new one.
+        ignore_mismatched_sizes=True,
+    )
+
+
+def max_sequence_length(requested: int | None, tokenizer) -> int:
+    limit = min(tokenizer.model_max_length, MAX_SEQ_LENGTH_CAP)
+    if requested is None:
+        return limit
+    if requested > limit:
+        raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens.")
+    return requested

@@ -1,0 +1,109 @@
+"""Writing a finished run's files next to its model: history, results, config, card."""
+
+import importlib.metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from finetune import artifacts, embedded
+from finetune.config import RunConfig
+from finetune.history import epoch_history
+from finetune.model_card import CardFacts, build_card
+from finetune.modeling import base_model_hub_id
+
+FRAMEWORKS = ("transformers", "torch", "datasets", "evaluate", "accelerate", "huggingface-hub", "tokenizers")
+
+
+def framework_versions() -> dict[str, str]:
+    versions = {}
+    for package in FRAMEWORKS:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> dict[str, Any]:
+    args = config.training
+    dropout = config.model.attention_dropout
+    return {
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "processes": world_size,
+        "total_train_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size,
+        "num_train_epochs": args.num_train_epochs,
+        "lr_scheduler_type": str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type),
+        "warmup_steps": args.warmup_steps,
+        "weight_decay": args.weight_decay,
+        "optimizer": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
+        "seed": args.seed,
+        "max_seq_length": max_seq_length,
+        "padding": "max_length" if config.data.pad_to_max_length else "dynamic (per batch)",
+        "train_sampling_strategy": args.train_sampling_strategy,
+        "attention_dropout": "model default" if dropout is None else dropout,
+        "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "metric_for_best_model": args.metric_for_best_model,
+    }
+
+
+def write_run_files(
+    output_dir: Path,
+    config: RunConfig,
+    data,
+    log_history: list[dict[str, Any]],
+    scores: dict[str, dict[str, float]],
+    confusion_matrices: dict[str, list[list[int]]],
+    max_seq_length: int,
+    world_size: int,
+    repo_id: str | None = None,
+) -> CardFacts:
+    output_dir = Path(output_dir)
+    history = epoch_history(log_history)
+    split_sizes = {name: len(split) for name, split in data.splits.items()}
+    artifacts.write_json(output_dir, artifacts.HISTORY_FILE, history)
+    artifacts.write_json(
+        output_dir,
+        artifacts.RESULTS_FILE,
+        {
+            "scores": scores,
+            "label_names": data.label_names,
+            "confusion_matrices": confusion_matrices,
+            "split_sizes": split_sizes,
+            "dropped_rows": data.dropped,
+        },
+    )
+    (output_dir / artifacts.CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    facts = CardFacts(
+        model_name=Path(output_dir).name if repo_id is None else repo_id.split("/")[-1],
+        base_model=config.model.model_name_or_path or embedded.MODEL_HUB_ID,
+        base_model_hub_id=base_model_hub_id(config.model),
+        dataset_name=data.dataset_name,
+        dataset_id=data.dataset_id,
+        label_names=data.label_names,
+        split_sizes=split_sizes,
+        history=history,
+        scores=scores,
+        confusion_matrices=confusion_matrices,
+        hyperparameters=hyperparameters(config, max_seq_length, world_size),
+        framework_versions=framework_versions(),
+        best_metric=config.training.metric_for_best_model or "loss",
+        dropped_rows=data.dropped,
+        license=embedded.MODEL_LICENSE if config.model.model_name_or_path is None else None,
+        data_notes=_data_notes(config),
+        repo_id=repo_id or str(output_dir),
+    )
+    build_card(facts).save(output_dir / artifacts.CARD_FILE)
+    return facts
+
+
+def _data_notes(config: RunConfig) -> str:
+    if not config.data.uses_embedded_data:
+        return ""
+    return (
+        f"{embedded.DATA_DESCRIPTION} (Apache-2.0). Only `fresh`/`rotten` critic snippets are used (plot synopses "
+        "are dropped, repeated snippets kept once), split 80/10/10 by movie so that no movie appears in two splits. "
+        f"Base weights: {embedded.MODEL_HUB_ID} (Apache-2.0), as shipped by the `{embedded.MODEL_PACKAGE}` package."
+    )

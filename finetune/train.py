@@ -1,0 +1,170 @@
+"""Fine-tune a BERT-family classifier on reviews with the Hugging Face Trainer.
+
+    accelerate launch finetune/train.py                      # embedded MiniLM + Rotten Tomatoes, offline
+    accelerate launch finetune/train.py --config recipes/bert-base-cased-yelp.yaml
+    accelerate launch finetune/train.py --train_file my.csv --text_column_name review --label_column_name stars
+    accelerate launch --multi_gpu --num_processes 2 finetune/train.py     # two processes (CPU: gloo)
+    accelerate launch --config_file accelerate_configs/multi_gpu.yaml finetune/train.py ...
+    accelerate launch finetune/train.py --push_to_hub --hub_model_id me/minilm-reviews
+
+`python finetune/train.py --help` lists every flag (ours and all TrainingArguments).
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a script (`accelerate launch finetune/train.py`), Python puts finetune/ first on
+    # sys.path: our modules would shadow libraries and `import finetune` would fail. Use the repo root.
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import numpy as np
+import torch
+from transformers import Trainer, set_seed
+
+from finetune import artifacts, hub
+from finetune.config import RunConfig, parse_config
+from finetune.data import ReviewData, load_review_data, tokenize_splits
+from finetune.errors import UsageError
+from finetune.history import LogLossAtEpochEnd
+from finetune.metrics import confusion_matrix, make_compute_metrics
+from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
+from finetune.report import write_run_files
+
+logger = logging.getLogger("finetune")
+
+EXIT_USAGE, EXIT_PUSH_FAILED = 2, 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config = parse_config(argv)
+        setup_logging(config)
+        set_cpu_threads(config)
+        resume = artifacts.claim_output_dir(
+            Path(config.training.output_dir), config.training.resume_from_checkpoint, config.run.overwrite_output_dir
+        )
+        push_target = plan_push(config)
+        load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
+        tokenizer = load_tokenizer(config.model)
+        max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
+        with config.training.main_process_first(desc="loading and tokenizing data"):
+            data = load_review_data(config.data, config.training.seed)
+            tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
+        set_seed(config.training.seed)  # the new classifier head's initialisation
+        model = load_classifier(config.model, data.label_names)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+    banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
+    trainer = Trainer(
+        model=model,
+        args=config.training,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,  # its default collator pads each batch to its longest review
+        compute_metrics=make_compute_metrics(data.label_names),
+        callbacks=[LogLossAtEpochEnd()],
+    )
+    trainer.train(resume_from_checkpoint=resume)
+
+    banner("Evaluating the restored best model")
+    scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
+    if not trainer.is_world_process_zero():
+        return 0
+    output_dir = Path(config.training.output_dir)
+    trainer.save_model(str(output_dir))
+    write_run_files(
+        output_dir, config, data, trainer.state.log_history, scores, matrices,
+        max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
+    )
+    if push_target:
+        banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
+        try:
+            url = hub.push_folder(output_dir, push_target.repo_id, push_target.token, push_target.private,
+                                  commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores))
+        except hub.PushError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_PUSH_FAILED
+        print(f"Pushed: {url}")
+    print_summary(output_dir, data, scores)
+    return 0
+
+
+class PushTarget:
+    def __init__(self, repo_id: str, token: str, private: bool | None):
+        self.repo_id, self.token, self.private = repo_id, token, private
+
+
+def plan_push(config: RunConfig) -> PushTarget | None:
+    """Check the token and create the repo now: a run must not train for an hour, then fail on a login.
+
+    The Trainer's own push is switched off (it would create the repo inside __init__ and
+    write its own card); this project pushes its card and files after training.
+    """
+    args = config.training
+    wanted = args.push_to_hub
+    explicit_token, args.hub_token = args.hub_token, None  # never pickled into training_args.bin
+    args.push_to_hub = False
+    if not wanted:
+        return None
+    token = hub.require_token(explicit_token)
+    repo_id = hub.prepare_repo(args.hub_model_id or Path(args.output_dir).name, token, args.hub_private_repo)
+    return PushTarget(repo_id, token, args.hub_private_repo)
+
+
+def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
+    """Scores and confusion matrices of the restored best model on validation and, if present, test."""
+    scores, matrices = {}, {}
+    for split in ("validation", "test"):
+        if split not in tokenized:
+            continue
+        output = trainer.predict(tokenized[split], metric_key_prefix="eval")
+        predictions = np.argmax(output.predictions, axis=-1)
+        scores[split] = {
+            key.removeprefix("eval_"): value
+            for key, value in output.metrics.items()
+            if not key.endswith(("_runtime", "_per_second"))
+        }
+        matrices[split] = confusion_matrix(predictions, output.label_ids, label_names)
+    return scores, matrices
+
+
+def set_cpu_threads(config: RunConfig) -> None:
+    if config.training.device.type != "cpu":
+        return
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    threads = config.run.cpu_threads or max(1, len(os.sched_getaffinity(0)) // local_processes)
+    torch.set_num_threads(threads)
+    logger.info("CPU training: %d thread(s) per process, %d process(es) on this machine", threads, local_processes)
+
+
+def setup_logging(config: RunConfig) -> None:
+    level = logging.INFO if config.training.process_index == 0 else logging.WARNING
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, force=True)
+    for noisy in ("httpx", "httpx2", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def banner(text: str) -> None:
+    logger.info("===== %s =====", text)
+
+
+def _score_line(scores: dict[str, dict[str, float]]) -> str:
+    split = "test" if "test" in scores else "validation"
+    return f"{split} accuracy {scores[split]['accuracy']:.4f}, macro F1 {scores[split]['f1']:.4f}"
+
+
+def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str, float]]) -> None:
+    print(f"\nModel folder: {output_dir.resolve()}")
+    for split, values in scores.items():
+        print(f"  {split:<10} accuracy {values['accuracy']:.4f}  precision {values['precision']:.4f}  "
+              f"recall {values['recall']:.4f}  f1 {values['f1']:.4f}  ({len(data.splits[split]):,} reviews)")
+    print(f"Serve it in the demo:\n  MODEL_ID={output_dir} python app.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Shared fixtures: an isolated Hugging Face home, a tiny BERT, small review files.
+
+Every cache and token points into a temporary folder, and HF_ENDPOINT at a port on
+127.0.0.1 where the fake Hub (tests/fake_hub.py) listens when a test asks for it.
+Nothing here reaches the network.
+"""
+
+import os
+import random
+import socket
+import sys
+import tempfile
+from pathlib import Path
+
+# Set before huggingface_hub, transformers or gradio are imported: they read these at import.
+_HOME = Path(tempfile.mkdtemp(prefix="finetune-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+FAKE_HUB_PORT = _free_port()
+os.environ.update(
+    {
+        "HF_HOME": str(_HOME / "hf"),
+        "HF_ENDPOINT": f"http://127.0.0.1:{FAKE_HUB_PORT}",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "TOKENIZERS_PARALLELISM": "false",
+        "DISABLE_TQDM": "1",
+        "TRANSFORMERS_VERBOSITY": "warning",
+    }
+)
+os.environ.pop("HF_TOKEN", None)
+os.environ.pop("HF_HUB_OFFLINE", None)
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+POSITIVE = ["great", "wonderful", "loved", "excellent", "superb", "delightful", "moving", "brilliant"]
+NEGATIVE = ["awful", "terrible", "hated", "boring", "dreadful", "worst", "dull", "messy"]
+FILLER = ["the", "film", "movie", "was", "plot", "acting", "really", "a", "and", "it", "story", "cast", "quite"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def make_reviews(n: int, seed: int = 0) -> list[dict]:
+    """Short reviews whose label follows from their sentiment words: a tiny model can learn them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "positive" if i % 2 == 0 else "negative"
+        words = POSITIVE if label == "positive" else NEGATIVE
+        text = " ".join(rng.sample(FILLER, 4) + rng.sample(words, 2) + rng.sample(FILLER, rng.randint(0, 6)))
+        rows.append({"text": text, "label": label})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict], columns=("text", "label")) -> Path:
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({c: row.get(c) for c in columns})
+    return path
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with a WordPiece vocabulary of the test words."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + sorted(set(POSITIVE + NEGATIVE + FILLER))) + "\n")
+    tokenizer = BertTokenizer(vocab=str(vocab), model_max_length=64)
+    tokenizer.save_pretrained(folder)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def review_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("reviews")
+    return {
+        "train": write_csv(folder / "train.csv", make_reviews(96, seed=1)),
+        "validation": write_csv(folder / "validation.csv", make_reviews(32, seed=2)),
+        "test": write_csv(folder / "test.csv", make_reviews(32, seed=3)),
+    }
+
+
+def tiny_run_args(tiny_bert: Path, review_files: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
+    """Flags for a fast run of the real pipeline on the tiny BERT."""
+    return [
+        "--model_name_or_path", str(tiny_bert),
+        "--train_file", str(review_files["train"]),
+        "--validation_file", str(review_files["validation"]),
+        "--test_file", str(review_files["test"]),
+        "--output_dir", str(output_dir),
+        "--num_train_epochs", "2",
+        "--learning_rate", "3e-3",
+        "--per_device_train_batch_size", "16",
+        "--logging_steps", "2",
+        "--disable_tqdm", "true",
+        "--dataloader_pin_memory", "false",
+        "--cpu_threads", "1",
+        *extra,
+    ]

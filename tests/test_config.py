@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import pytest
+
+from finetune import artifacts
+from finetune.config import PROJECT_DEFAULTS, default_output_dir, parse_config
+from finetune.errors import UsageError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_parse_config_applies_project_defaults():
+    config = parse_config([])
+    assert config.training.eval_strategy.value == "epoch"
+    assert config.training.metric_for_best_model == "f1"
+    assert config.training.load_best_model_at_end is True
+    assert config.training.average_tokens_across_devices is False
+    assert config.training.train_sampling_strategy == "group_by_length"
+    assert config.training.per_device_train_batch_size == PROJECT_DEFAULTS["per_device_train_batch_size"]
+    assert config.model.model_name_or_path is None and config.data.uses_embedded_data
+    assert config.training.output_dir == artifacts.DEFAULT_OUTPUT_DIR  # where the demo looks
+
+
+def test_parse_config_command_line_wins_over_recipe(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("num_train_epochs: 7\nlearning_rate: 1.0e-4\nmax_train_samples: 50\n")
+    config = parse_config(["--config", str(recipe), "--num_train_epochs", "2"])
+    assert config.training.num_train_epochs == 2
+    assert config.training.learning_rate == pytest.approx(1e-4)
+    assert config.data.max_train_samples == 50
+    assert config.run.config == str(recipe)
+
+
+def test_parse_config_rejects_unknown_recipe_key(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("num_train_epoch: 3\n")
+    with pytest.raises(UsageError, match="unknown key.*num_train_epoch"):
+        parse_config(["--config", str(recipe)])
+
+
+def test_parse_config_rejects_missing_recipe():
+    with pytest.raises(UsageError, match="--config nowhere.yaml: no such file"):
+        parse_config(["--config", "nowhere.yaml"])
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_recipe_parses(recipe):
+    config = parse_config(["--config", str(recipe)])
+    assert config.training.output_dir.startswith("outputs/")
+
+
+def test_recipe_for_tutorial_matches_the_tutorial():
+    config = parse_config(["--config", str(REPO_ROOT / "recipes" / "bert-base-cased-yelp.yaml")])
+    assert config.model.model_name_or_path == "google-bert/bert-base-cased"
+    assert config.data.dataset_name == "yelp_review_full"
+    assert config.data.max_train_samples == 1000 and config.data.max_eval_samples == 1000
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--train_file", "missing.csv"], "--train_file missing.csv: no such file"),
+        (["--model_name_or_path", "./no/such/model"], "--model_name_or_path ./no/such/model: no such folder"),
+        (["--max_train_samples", "0"], "--max_train_samples 0: must be a positive"),
+        (["--validation_split_percentage", "100"], "--validation_split_percentage"),
+        (["--empty_text", "keep"], "--empty_text keep"),
+        (["--attention_dropout", "1.5"], "--attention_dropout"),
+        (["--dataset_name", "yelp_review_full", "--train_file", __file__], "pass one source"),
+    ],
+)
+def test_parse_config_bad_values_name_the_flag(argv, message):
+    with pytest.raises(UsageError, match=message.replace(".", r"\.").replace("/", "/")):
+        parse_config(argv)
+
+
+def test_parse_config_rejects_unsupported_file_type(tmp_path):
+    path = tmp_path / "reviews.xlsx"
+    path.write_text("x")
+    with pytest.raises(UsageError, match="unsupported file type"):
+        parse_config(["--train_file", str(path)])
+
+
+def test_default_output_dir_names_model_and_data():
+    assert default_output_dir("google-bert/bert-base-cased", "yelp_review_full", None) == "outputs/bert-base-cased-yelp_review_full"
+    assert default_output_dir("/models/tiny/", None, "data/My Reviews.csv") == "outputs/tiny-my-reviews"
+
+
+def test_run_config_to_dict_holds_no_token():
+    config = parse_config(["--hub_token", "hf_secret_value"])
+    assert "hf_secret_value" not in str(config.to_dict())

@@ -1,0 +1,130 @@
+import pytest
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
+from finetune import embedded
+from finetune.config import DataArguments
+from finetune.data import (
+    assign_groups,
+    carve_validation,
+    load_embedded_reviews,
+    prepare_splits,
+    take_subset,
+    tokenize_splits,
+)
+from finetune.errors import UsageError
+
+
+def _split(texts, labels, **features):
+    return Dataset.from_dict({"text": texts, "label": labels}, features=Features(features) if features else None)
+
+
+def _prepare(raw, **args):
+    return prepare_splits(DatasetDict(raw), DataArguments(**args), seed=0, dataset_name="test")
+
+
+def test_prepare_splits_uses_classlabel_names():
+    features = {"text": Value("string"), "label": ClassLabel(names=["1 star", "2 stars", "3 stars"])}
+    train = _split(["a", "b", "c", "d", "e", "f"] * 4, [0, 1, 2, 0, 1, 2] * 4, **features)
+    data = _prepare({"train": train, "validation": train})
+    assert data.label_names == ["1 star", "2 stars", "3 stars"]
+    assert data.splits["train"].features["label"].names == ["1 star", "2 stars", "3 stars"]
+
+
+def test_prepare_splits_sorts_string_labels_and_maps_every_split():
+    train = _split(["a", "b", "c", "d"] * 5, ["pos", "neg", "neutral", "pos"] * 5)
+    validation = _split(["x", "y"], ["neutral", "neg"])
+    data = _prepare({"train": train, "validation": validation})
+    assert data.label_names == ["neg", "neutral", "pos"]
+    assert list(data.splits["validation"]["label"]) == [1, 0]
+
+
+def test_prepare_splits_sorts_numeric_labels_as_numbers():
+    train = _split(["a"] * 6, [10, 2, 1, 2, 10, 1])
+    data = _prepare({"train": train, "validation": train})
+    assert data.label_names == ["1", "2", "10"]
+
+
+def test_prepare_splits_refuses_labels_that_train_lacks():
+    train = _split(["a", "b"] * 5, ["pos", "neg"] * 5)
+    test = _split(["c", "d"], ["pos", "meh"])
+    with pytest.raises(UsageError, match="test split has labels that train lacks: meh"):
+        _prepare({"train": train, "validation": train, "test": test})
+
+
+def test_prepare_splits_names_missing_column_and_lists_existing():
+    train = Dataset.from_dict({"review": ["a", "b"], "stars": [1, 2]})
+    with pytest.raises(UsageError, match=r"no column 'text' \(it has: review, stars\).*--text_column_name"):
+        _prepare({"train": train})
+    data = _prepare({"train": Dataset.from_dict({"review": ["a", "b"] * 10, "stars": [1, 2] * 10})},
+                    text_column_name="review", label_column_name="stars")
+    assert data.label_names == ["1", "2"]
+
+
+def test_prepare_splits_drops_and_counts_empty_rows():
+    train = _split(["good", "", None, "  ", "bad", "fine"] * 4, ["p", "n", "p", "n", "n", None] * 4)
+    data = _prepare({"train": train, "validation": _split(["ok", "meh"], ["p", "n"])})
+    assert data.dropped == {"train": 16, "validation": 0}
+    assert len(data.splits["train"]) == 8
+    with pytest.raises(UsageError, match="--empty_text drop"):
+        _prepare({"train": train}, empty_text="error")
+
+
+def test_prepare_splits_refuses_data_that_is_empty_after_filtering():
+    train = _split(["", None, " "], ["p", "n", "p"])
+    with pytest.raises(UsageError, match="train split is empty"):
+        _prepare({"train": train})
+
+
+def test_prepare_splits_carves_stratified_validation_and_seeded_subsets():
+    train = _split([f"review {i}" for i in range(200)], ["pos"] * 150 + ["neg"] * 50)
+    data = _prepare({"train": train}, validation_split_percentage=20, max_train_samples=40)
+    validation = data.splits["validation"]
+    assert len(validation) == 40
+    assert sorted(validation["label"]).count(0) == 10  # neg keeps its 25% share
+    assert len(data.splits["train"]) == 40
+    again = _prepare({"train": train}, validation_split_percentage=20, max_train_samples=40)
+    assert list(again.splits["train"]["text"]) == list(data.splits["train"]["text"])
+    assert not set(validation["text"]) & set(data.splits["train"]["text"])
+
+
+def test_take_subset_returns_whole_split_when_limit_is_larger():
+    split = _split(["a", "b"], [0, 1])
+    assert len(take_subset(split, 10, seed=0)) == 2
+
+
+def test_carve_validation_falls_back_when_a_class_is_too_rare():
+    train = _split([f"r{i}" for i in range(20)], [0] * 19 + [1]).cast_column("label", ClassLabel(names=["a", "b"]))
+    kept, held = carve_validation(train, 0.2, seed=0)
+    assert len(kept) + len(held) == 20
+
+
+def test_assign_groups_keeps_each_group_in_one_split_near_its_fraction():
+    groups = [f"movie{i % 300}" for i in range(3000)]
+    assignment = assign_groups(groups, {"train": 0.8, "validation": 0.1, "test": 0.1}, seed=3)
+    counts = {name: sum(assignment[g] == name for g in groups) for name in ("train", "validation", "test")}
+    assert abs(counts["train"] - 2400) <= 20 and abs(counts["validation"] - 300) <= 20
+    assert assignment == assign_groups(groups, {"train": 0.8, "validation": 0.1, "test": 0.1}, seed=3)
+
+
+def test_embedded_reviews_are_split_by_movie_without_leaks():
+    splits = load_embedded_reviews(seed=42)
+    movies = {name: set(split[embedded.GROUP_COLUMN]) for name, split in splits.items()}
+    assert not movies["train"] & movies["validation"]
+    assert not movies["train"] & movies["test"]
+    assert not movies["validation"] & movies["test"]
+    total = sum(len(split) for split in splits.values())
+    assert 12_700 <= total <= 12_808  # fresh + rotten, repeats removed
+    assert set(splits["train"]["label"]) == {"fresh", "rotten"}
+    assert 0.75 < len(splits["train"]) / total < 0.85
+
+
+def test_tokenize_splits_pads_dynamically_unless_asked(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    splits = DatasetDict({"train": _split(["great film", "the movie was really quite boring and dull"], [0, 1])})
+    dynamic = tokenize_splits(splits, tokenizer, max_length=8, pad_to_max_length=False)["train"]
+    assert [len(ids) for ids in dynamic["input_ids"]] == [4, 8]  # truncated at 8
+    assert list(dynamic["length"]) == [4, 8]
+    padded = tokenize_splits(splits, tokenizer, max_length=8, pad_to_max_length=True)["train"]
+    assert [len(ids) for ids in padded["input_ids"]] == [8, 8]

@@ -1,0 +1,154 @@
+"""Pushing to the Hub through the real huggingface_hub client and real HTTP, against a fake Hub."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import FAKE_HUB_PORT, REPO_ROOT, tiny_run_args
+from fake_hub import FakeHub
+from huggingface_hub import ModelCard
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from finetune import artifacts
+from finetune.push import main as push_main
+from finetune.train import EXIT_PUSH_FAILED, EXIT_USAGE, main
+
+TOKEN = "hf_fakeTokenForTests0123456789abcdef"
+
+
+@pytest.fixture
+def fake_hub():
+    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def token(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return TOKEN
+
+
+@pytest.fixture(scope="module")
+def pushed_run(tiny_bert, review_files, tmp_path_factory):
+    """One training run with --push_to_hub against the fake Hub; the Hub stays up for the module's tests."""
+    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
+    output_dir = tmp_path_factory.mktemp("pushed") / "tiny-reviews"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_TOKEN", TOKEN)
+        code = main(tiny_run_args(tiny_bert, review_files, output_dir, "--push_to_hub",
+                                  "--hub_model_id", "me/tiny-reviews"))
+    yield hub, output_dir, code
+    hub.stop()
+
+
+def _predict(model_ref, texts):
+    tokenizer = AutoTokenizer.from_pretrained(model_ref)
+    model = AutoModelForSequenceClassification.from_pretrained(model_ref).eval()
+    with torch.no_grad():
+        return model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+
+
+def test_push_uploads_model_card_and_metrics_in_one_commit(pushed_run):
+    hub, output_dir, code = pushed_run
+    assert code == 0
+    repo = hub.repo("me/tiny-reviews")
+    assert len(repo.commits) == 1
+    assert "accuracy" in repo.commits[0]["summary"]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "epoch_history.json",
+            "results.json", "run_config.yaml"} <= set(repo.files)
+    assert not [name for name in repo.files if name.startswith("checkpoint-") or name.endswith((".bin", ".pt"))]
+    assert repo.files["README.md"] == (output_dir / "README.md").read_bytes()
+    assert b'model="me/tiny-reviews"' in repo.files["README.md"]
+
+
+def test_pushed_card_passed_yaml_validation_and_links_base_model(pushed_run):
+    hub, _, _ = pushed_run
+    assert hub.yaml_validated, "the client did not ask the Hub to validate the card"
+    metadata = hub.yaml_validated[-1]
+    assert metadata["model-index"][0]["results"][0]["task"]["type"] == "text-classification"
+    assert metadata["pipeline_tag"] == "text-classification"
+
+
+def test_model_loads_back_by_repo_id_with_same_predictions(pushed_run):
+    _, output_dir, _ = pushed_run
+    texts = ["the film was great and loved it", "awful boring plot", "the cast was quite dull"]
+    local = _predict(str(output_dir), texts)
+    remote = _predict("me/tiny-reviews", texts)
+    assert torch.allclose(local, remote)
+    config = AutoModelForSequenceClassification.from_pretrained("me/tiny-reviews").config
+    assert config.id2label == {0: "negative", 1: "positive"}
+
+
+def test_card_loads_back_by_repo_id_with_same_eval_results(pushed_run):
+    _, output_dir, _ = pushed_run
+    remote = ModelCard.load("me/tiny-reviews")
+    local = ModelCard.load(output_dir / "README.md")
+    assert remote.data.eval_results == local.data.eval_results
+    assert len(remote.data.eval_results) == 8
+
+
+def test_token_is_in_no_pushed_or_saved_byte(pushed_run):
+    hub, output_dir, _ = pushed_run
+    secret = TOKEN.encode()
+    assert not [i for i, body in enumerate(hub.bodies) if secret in body]
+    leaks = [p for p in output_dir.rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert leaks == []
+
+
+def test_push_command_pushes_existing_folder_and_a_second_push_updates(pushed_run, token, capsys):
+    hub, output_dir, _ = pushed_run
+    assert push_main([str(output_dir), "--repo", "me/other-name"]) == 0
+    repo = hub.repo("me/other-name")
+    assert len(repo.commits) == 1 and "model.safetensors" in repo.files
+    history = json.loads(repo.files["epoch_history.json"])
+    (output_dir / artifacts.HISTORY_FILE).write_text(json.dumps(history[:1]))
+    assert push_main([str(output_dir), "--repo", "me/other-name", "--message", "second push"]) == 0
+    assert [c["summary"] for c in repo.commits][-1] == "second push"
+    assert len(json.loads(repo.files["epoch_history.json"])) == 1
+    assert "Pushed" in capsys.readouterr().out
+
+
+def test_push_without_token_stops_before_training(tiny_bert, review_files, tmp_path, fake_hub, capsys):
+    code = main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", "--push_to_hub",
+                              "--hub_model_id", "me/x"))
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "needs a Hugging Face token" in err and "hf auth login" in err and "HF_TOKEN" in err
+    assert not (tmp_path / "out").exists()
+    assert fake_hub.requests == []
+
+
+def test_push_with_refused_token_stops_before_training(tiny_bert, review_files, tmp_path, fake_hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    code = main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", "--push_to_hub", "--hub_model_id", "me/x"))
+    assert code == EXIT_USAGE
+    assert "token was refused (401)" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_push_with_hub_down_keeps_folder_and_prints_retry(tiny_bert, review_files, tmp_path, token, capsys):
+    output_dir = tmp_path / "down"
+    code = main(tiny_run_args(tiny_bert, review_files, output_dir, "--push_to_hub", "--hub_model_id", "me/down"))
+    assert code == EXIT_PUSH_FAILED
+    err = capsys.readouterr().err
+    retry = f"python -m finetune.push {output_dir} --repo me/down"
+    assert retry in err and "The model folder is complete" in err
+    assert artifacts.holds_model(output_dir) and (output_dir / "README.md").exists()
+    assert token not in err
+
+    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "finetune.push", str(output_dir), "--repo", "me/down"],
+                                cwd=REPO_ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "model.safetensors" in hub.repo("me/down").files
+    finally:
+        hub.stop()
+
+
+def test_push_command_refuses_a_folder_without_a_model(tmp_path, token, capsys):
+    assert push_main([str(tmp_path), "--repo", "me/x"]) == 2
+    assert "not a finished model folder" in capsys.readouterr().err

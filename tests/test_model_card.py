@@ -1,0 +1,59 @@
+from huggingface_hub import ModelCard
+
+from finetune.model_card import CardFacts, build_card
+
+
+def _facts(**changes):
+    facts = dict(
+        model_name="minilm-reviews",
+        base_model="google-bert/bert-base-cased",
+        base_model_hub_id="google-bert/bert-base-cased",
+        dataset_name="yelp_review_full",
+        dataset_id="yelp_review_full",
+        label_names=["1 star", "2 stars"],
+        split_sizes={"train": 900, "validation": 100, "test": 100},
+        history=[
+            {"epoch": 1.0, "step": 10, "train_loss": 0.7, "eval_loss": 0.6, "accuracy": 0.7, "precision": 0.7,
+             "recall": 0.7, "f1": 0.69},
+            {"epoch": 2.0, "step": 20, "train_loss": 0.5, "eval_loss": 0.5, "accuracy": 0.8, "precision": 0.8,
+             "recall": 0.8, "f1": 0.79},
+        ],
+        scores={
+            "validation": {"accuracy": 0.8, "precision": 0.81, "recall": 0.79, "f1": 0.7912, "f1_1 star": 0.8},
+            "test": {"accuracy": 0.77, "precision": 0.78, "recall": 0.76, "f1": 0.765},
+        },
+        confusion_matrices={"test": [[40, 10], [13, 37]]},
+        hyperparameters={"learning_rate": 5e-05, "seed": 42},
+        framework_versions={"transformers": "5.24.0"},
+    )
+    facts.update(changes)
+    return CardFacts(**facts)
+
+
+def test_model_card_eval_results_round_trip(tmp_path):
+    path = tmp_path / "README.md"
+    build_card(_facts()).save(path)
+    card = ModelCard.load(path)
+    results = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert results[("validation", "f1")] == 0.7912
+    assert results[("test", "accuracy")] == 0.77
+    assert len(results) == 8
+    assert card.data.base_model == "google-bert/bert-base-cased"
+    assert card.data.datasets == ["yelp_review_full"]
+    assert card.data.eval_results[0].dataset_type == "yelp_review_full"
+
+
+def test_model_card_text_has_history_table_labels_and_usage():
+    text = str(build_card(_facts(repo_id="me/minilm-reviews")))
+    assert "| epoch | step | train_loss | eval_loss | accuracy | precision | recall | f1 |" in text
+    assert "| 2 | 20 | 0.5000 | 0.5000 | 0.8000 | 0.8000 | 0.8000 | 0.7900 |" in text
+    assert "`1 star`, `2 stars`" in text
+    assert 'model="me/minilm-reviews"' in text
+    assert "| 1 star | 40 | 10 |" in text
+    assert "Intended use and limitations" in text
+
+
+def test_model_card_of_local_data_has_no_dataset_link(tmp_path):
+    card = build_card(_facts(dataset_id=None, dataset_name="reviews.csv", base_model_hub_id=None))
+    assert card.data.datasets is None and card.data.base_model is None
+    assert card.data.eval_results[0].dataset_type == "reviews.csv"

@@ -1,0 +1,173 @@
+"""The real training entry point, end to end, on a tiny BERT and small review files."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, make_reviews, tiny_run_args, write_csv
+from huggingface_hub import ModelCard
+
+from finetune import artifacts
+from finetune.train import EXIT_USAGE, main
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_bert, review_files, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "tiny"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir)) == 0
+    return output_dir
+
+
+def test_main_writes_a_complete_model_folder(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "epoch_history.json",
+            "results.json", "run_config.yaml"} <= names
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert config["label2id"] == {"negative": 0, "positive": 1}
+    assert [p.name for p in artifacts.checkpoints(trained_run)] == ["checkpoint-6", "checkpoint-12"]
+
+
+def test_main_history_has_one_row_per_epoch(trained_run):
+    history = artifacts.read_json(trained_run, artifacts.HISTORY_FILE)
+    assert [row["epoch"] for row in history] == [1.0, 2.0]
+    assert [row["step"] for row in history] == [6, 12]
+    for row in history:
+        assert row["train_loss"] > 0 and row["eval_loss"] > 0
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1
+        assert {"f1_negative", "f1_positive", "precision", "recall"} <= set(row)
+
+
+def test_main_results_and_card_agree(trained_run):
+    results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    assert set(results["scores"]) == {"validation", "test"}
+    assert sum(map(sum, results["confusion_matrices"]["test"])) == 32
+    card = ModelCard.load(trained_run / "README.md")
+    from_card = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    for split in ("validation", "test"):
+        for metric in ("accuracy", "precision", "recall", "f1"):
+            assert from_card[(split, metric)] == round(results["scores"][split][metric], 4)
+    assert card.data.base_model is None  # a local folder is not a Hub id
+    assert "## Training history (one row per epoch)" in card.text
+
+
+def test_main_restores_the_best_epoch(trained_run):
+    history = artifacts.read_json(trained_run, artifacts.HISTORY_FILE)
+    results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    best = max(history, key=lambda row: row["f1"])
+    assert results["scores"]["validation"]["f1"] == pytest.approx(best["f1"], abs=1e-6)
+    assert results["scores"]["validation"]["eval_loss" if "eval_loss" in results["scores"]["validation"] else "loss"] == pytest.approx(best["eval_loss"], abs=1e-5)
+
+
+def test_main_refuses_output_dir_of_another_run(trained_run, tiny_bert, review_files, capsys):
+    before = (trained_run / "model.safetensors").read_bytes()
+    assert main(tiny_run_args(tiny_bert, review_files, trained_run)) == EXIT_USAGE
+    assert "already holds a model" in capsys.readouterr().err
+    assert (trained_run / "model.safetensors").read_bytes() == before
+
+
+def test_main_overwrites_when_told(tiny_bert, review_files, tmp_path):
+    output_dir = tmp_path / "again"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "1")) == 0
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "1",
+                              "--overwrite_output_dir")) == 0
+    assert len(artifacts.read_json(output_dir, artifacts.HISTORY_FILE)) == 1
+
+
+def _bad_files(tmp_path):
+    good = write_csv(tmp_path / "good.csv", make_reviews(20))
+    return {
+        "wrong_column": write_csv(tmp_path / "cols.csv", [{"review": "fine", "label": "positive"}], ("review", "label")),
+        "empty": write_csv(tmp_path / "empty.csv", [{"text": "  ", "label": "positive"}, {"text": "", "label": "negative"}]),
+        "unseen": write_csv(tmp_path / "unseen.csv", make_reviews(4) + [{"text": "so so", "label": "mixed"}]),
+        "good": good,
+    }
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("wrong_column", "no column 'text' (it has: review, label). Pass --text_column_name"),
+        ("empty", "train split is empty after dropping rows"),
+        ("unseen", "labels that train lacks: mixed"),
+        ("no_model_files", "not a model folder"),
+        ("missing_file", "--train_file"),
+        ("no_checkpoint", "no checkpoint-* folder"),
+    ],
+)
+def test_main_bad_input_fails_before_training_with_a_clear_message(case, message, tiny_bert, tmp_path, capsys):
+    files = _bad_files(tmp_path)
+    model = str(tiny_bert)
+    args = ["--train_file", str(files["good"]), "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true"]
+    if case in ("wrong_column", "empty"):
+        args[1] = str(files[case])
+    elif case == "unseen":
+        args += ["--validation_file", str(files["unseen"])]
+    elif case == "no_model_files":
+        model = str(tmp_path)
+    elif case == "missing_file":
+        args[1] = str(tmp_path / "nope.csv")
+    elif case == "no_checkpoint":
+        args += ["--resume_from_checkpoint", "true"]
+    assert main(["--model_name_or_path", model, *args]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def _train_command(tiny_bert, review_files, output_dir, *extra):
+    return [sys.executable, str(REPO_ROOT / "finetune" / "train.py"),
+            *tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "3", *extra)]
+
+
+def test_resume_after_kill_finishes_with_the_same_history(tiny_bert, review_files, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(_train_command(tiny_bert, review_files, straight), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    # Slow each step a little (a real hyperparameter, not a mock) so the kill lands inside epoch 2.
+    process = subprocess.Popen(_train_command(tiny_bert, review_files, killed), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint-6" / "trainer_state.json").exists():
+        assert process.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.kill()
+    process.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
+    assert [p.name for p in artifacts.checkpoints(killed)][-1] in ("checkpoint-6", "checkpoint-12")
+
+    resumed = subprocess.run(_train_command(tiny_bert, review_files, killed, "--resume_from_checkpoint", "true"),
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected = artifacts.read_json(straight, artifacts.HISTORY_FILE)
+    got = artifacts.read_json(killed, artifacts.HISTORY_FILE)
+    assert [(r["epoch"], r["step"]) for r in got] == [(1.0, 6), (2.0, 12), (3.0, 18)]
+    for want, row in zip(expected, got):
+        for key in ("eval_loss", "accuracy", "f1", "train_loss"):
+            assert row[key] == pytest.approx(want[key], abs=1e-4), (row["epoch"], key)
+
+
+def test_embedded_minilm_smoke_run(tmp_path):
+    """The real embedded model and reviews, on a few dozen reviews."""
+    output_dir = tmp_path / "minilm"
+    code = main([
+        "--output_dir", str(output_dir), "--max_train_samples", "48", "--max_eval_samples", "24",
+        "--max_test_samples", "24", "--num_train_epochs", "1", "--per_device_train_batch_size", "16",
+        "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+    ])
+    assert code == 0
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["id2label"] == {"0": "fresh", "1": "rotten"} and config["model_type"] == "bert"
+    card = ModelCard.load(output_dir / "README.md")
+    assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert card.data.license == "apache-2.0"
+    assert "split 80/10/10 by movie" in card.text
+    results = artifacts.read_json(output_dir, artifacts.RESULTS_FILE)
+    assert results["split_sizes"] == {"train": 48, "validation": 24, "test": 24}
