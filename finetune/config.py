@@ -191,8 +191,18 @@ class RunConfig:
 
 def build_parser() -> HfArgumentParser:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
-    parser.set_defaults(**PROJECT_DEFAULTS)
+    # Without an accelerator, say so: TrainingArguments then sets up CPU processes (gloo) as one
+    # distributed job; otherwise two launched processes would each train alone.
+    parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not _has_accelerator())
     return parser
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or (
+        torch.backends.mps.is_available()
+    )
 
 
 def parse_config(argv: list[str] | None = None) -> RunConfig:

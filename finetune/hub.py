@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
@@ -101,5 +102,6 @@ def point_card_at(folder: Path, repo_id: str) -> None:
 
 
 def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> str:
-    command = f"python -m finetune.push {shlex.quote(str(folder))} --repo {shlex.quote(repo_id)}"
+    # The interpreter that ran this process: the command works as printed, virtual environment or not.
+    command = f"{shlex.quote(sys.executable)} -m finetune.push {shlex.quote(str(folder))} --repo {shlex.quote(repo_id)}"
     return command + (" --private" if private else "")

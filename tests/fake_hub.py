@@ -161,8 +161,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake.requests.append(("POST", path))
         if path == "/api/validate-yaml":
             content = json.loads(body)["content"]
-            self.fake.yaml_validated.append(yaml.safe_load(content))
-            return self._send(200, {"errors": [], "warnings": []})
+            errors = _card_metadata_errors(content)
+            if not errors:
+                self.fake.yaml_validated.append(yaml.safe_load(content.split("---")[1]))
+            return self._send(200 if not errors else 400, {"errors": errors, "warnings": []})
         if not self._authorized():
             return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
         if path == "/api/repos/create":
@@ -170,8 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
             repo_id = f"{payload.get('organization') or USER}/{payload['name']}"
             key = (payload.get("type") or "model", repo_id)
             with self.fake.lock:
-                if key in self.fake.repos:
-                    return self._error(409, "RepoExists", "You already created this repo")
+                if key in self.fake.repos:  # the real Hub answers 409 with the repo's url
+                    return self._send(409, {"error": "You already created this repo",
+                                            "url": f"{self.fake.url}/{repo_id}"})
                 self.fake.repos[key] = Repo(repo_type=key[0], private=payload.get("visibility") == "private",
                                             sdk=payload.get("sdk"))
             return self._send(200, {"url": f"{self.fake.url}/{repo_id}", "name": repo_id})
@@ -208,3 +211,27 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {k: {"value": v} for k, v in repo.variables.items()})
             return
         self._error(404, "NotFound", f"fake hub does not serve POST {path}")
+
+
+def _card_metadata_errors(readme: str) -> list[dict]:
+    """The checks of the Hub's metadata validation that matter here: YAML front matter and model-index shape."""
+    parts = readme.split("---")
+    if not readme.startswith("---") or len(parts) < 3:
+        return [{"message": "no YAML front matter"}]
+    try:
+        metadata = yaml.safe_load(parts[1]) or {}
+    except yaml.YAMLError as err:
+        return [{"message": f"invalid YAML: {err}"}]
+    errors = []
+    for entry in metadata.get("model-index", []):
+        if "name" not in entry:
+            errors.append({"message": "model-index entry without name"})
+        for result in entry.get("results", []):
+            if "type" not in result.get("task", {}):
+                errors.append({"message": "result without task.type"})
+            if not {"type", "name"} <= set(result.get("dataset", {})):
+                errors.append({"message": "result without dataset type and name"})
+            for metric in result.get("metrics", []):
+                if not {"type", "value"} <= set(metric):
+                    errors.append({"message": "metric without type and value"})
+    return errors

@@ -1,6 +1,7 @@
 """Pushing to the Hub through the real huggingface_hub client and real HTTP, against a fake Hub."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ from finetune.train import EXIT_PUSH_FAILED, EXIT_USAGE, main
 TOKEN = "hf_fakeTokenForTests0123456789abcdef"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fake_hub():
     hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
     yield hub
@@ -32,16 +33,14 @@ def token(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def pushed_run(tiny_bert, review_files, tmp_path_factory):
-    """One training run with --push_to_hub against the fake Hub; the Hub stays up for the module's tests."""
-    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
+def pushed_run(fake_hub, tiny_bert, review_files, tmp_path_factory):
+    """One training run with --push_to_hub against the fake Hub."""
     output_dir = tmp_path_factory.mktemp("pushed") / "tiny-reviews"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_TOKEN", TOKEN)
         code = main(tiny_run_args(tiny_bert, review_files, output_dir, "--push_to_hub",
                                   "--hub_model_id", "me/tiny-reviews"))
-    yield hub, output_dir, code
-    hub.stop()
+    return fake_hub, output_dir, code
 
 
 def _predict(model_ref, texts):
@@ -118,7 +117,6 @@ def test_push_without_token_stops_before_training(tiny_bert, review_files, tmp_p
     err = capsys.readouterr().err
     assert "needs a Hugging Face token" in err and "hf auth login" in err and "HF_TOKEN" in err
     assert not (tmp_path / "out").exists()
-    assert fake_hub.requests == []
 
 
 def test_push_with_refused_token_stops_before_training(tiny_bert, review_files, tmp_path, fake_hub, monkeypatch, capsys):
@@ -129,24 +127,25 @@ def test_push_with_refused_token_stops_before_training(tiny_bert, review_files, 
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
-def test_push_with_hub_down_keeps_folder_and_prints_retry(tiny_bert, review_files, tmp_path, token, capsys):
+def test_push_with_hub_down_keeps_folder_and_prints_retry(fake_hub, tiny_bert, review_files, tmp_path, token,
+                                                          monkeypatch, capsys):
+    with socket.socket() as sock:  # a port where nothing listens: the Hub is down
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", down)
     output_dir = tmp_path / "down"
     code = main(tiny_run_args(tiny_bert, review_files, output_dir, "--push_to_hub", "--hub_model_id", "me/down"))
     assert code == EXIT_PUSH_FAILED
     err = capsys.readouterr().err
-    retry = f"python -m finetune.push {output_dir} --repo me/down"
+    retry = f"{sys.executable} -m finetune.push {output_dir} --repo me/down"
     assert retry in err and "The model folder is complete" in err
     assert artifacts.holds_model(output_dir) and (output_dir / "README.md").exists()
     assert token not in err
 
-    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
-    try:
-        result = subprocess.run([sys.executable, "-m", "finetune.push", str(output_dir), "--repo", "me/down"],
-                                cwd=REPO_ROOT, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "model.safetensors" in hub.repo("me/down").files
-    finally:
-        hub.stop()
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)  # the Hub is back: the printed command pushes
+    result = subprocess.run(retry.split(), cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model.safetensors" in fake_hub.repo("me/down").files
 
 
 def test_push_command_refuses_a_folder_without_a_model(tmp_path, token, capsys):

@@ -115,7 +115,7 @@ def test_main_bad_input_fails_before_training_with_a_clear_message(case, message
         args += ["--resume_from_checkpoint", "true"]
     assert main(["--model_name_or_path", model, *args]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
+    assert err.strip().splitlines()[-1].startswith("error: ") and message in err
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
@@ -126,29 +126,30 @@ def _train_command(tiny_bert, review_files, output_dir, *extra):
 
 def test_resume_after_kill_finishes_with_the_same_history(tiny_bert, review_files, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # 960 reviews, 60 steps an epoch: long enough that a kill lands inside an epoch.
+    files = {**review_files, "train": write_csv(tmp_path / "train.csv", make_reviews(960, seed=5))}
     straight = tmp_path / "straight"
-    subprocess.run(_train_command(tiny_bert, review_files, straight), check=True, env=env, capture_output=True)
+    subprocess.run(_train_command(tiny_bert, files, straight), check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    # Slow each step a little (a real hyperparameter, not a mock) so the kill lands inside epoch 2.
-    process = subprocess.Popen(_train_command(tiny_bert, review_files, killed), env=env,
+    process = subprocess.Popen(_train_command(tiny_bert, files, killed), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (killed / "checkpoint-6" / "trainer_state.json").exists():
+    while not (killed / "checkpoint-60" / "trainer_state.json").exists():
         assert process.poll() is None and time.time() < deadline, "run ended before its first checkpoint"
-        time.sleep(0.02)
-    time.sleep(0.3)
+        time.sleep(0.01)
+    time.sleep(0.05)
     process.kill()
     process.wait()
     assert not (killed / "model.safetensors").exists(), "the run finished before it could be killed"
-    assert [p.name for p in artifacts.checkpoints(killed)][-1] in ("checkpoint-6", "checkpoint-12")
+    assert [p.name for p in artifacts.checkpoints(killed)] == ["checkpoint-60"]
 
-    resumed = subprocess.run(_train_command(tiny_bert, review_files, killed, "--resume_from_checkpoint", "true"),
+    resumed = subprocess.run(_train_command(tiny_bert, files, killed, "--resume_from_checkpoint", "true"),
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     expected = artifacts.read_json(straight, artifacts.HISTORY_FILE)
     got = artifacts.read_json(killed, artifacts.HISTORY_FILE)
-    assert [(r["epoch"], r["step"]) for r in got] == [(1.0, 6), (2.0, 12), (3.0, 18)]
+    assert [(r["epoch"], r["step"]) for r in got] == [(1.0, 60), (2.0, 120), (3.0, 180)]
     for want, row in zip(expected, got):
         for key in ("eval_loss", "accuracy", "f1", "train_loss"):
             assert row[key] == pytest.approx(want[key], abs=1e-4), (row["epoch"], key)

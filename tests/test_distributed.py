@@ -1,0 +1,63 @@
+"""Two real processes under `accelerate launch` on CPU (gloo), against one process."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, tiny_run_args
+
+from finetune import artifacts
+from finetune.train import main
+
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+
+
+def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
+    two = tmp_path / "two"
+    command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
+               "--num_processes", "2", "--main_process_port", "0",
+               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, two, "--num_train_epochs", "3",
+                                                   "--per_device_train_batch_size", "8")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es) on this machine" in result.stderr
+    assert result.stdout.count("Model folder:") == 1  # only the main process writes and reports
+
+    one = tmp_path / "one"
+    assert main(tiny_run_args(tiny_bert, review_files, one, "--num_train_epochs", "3",
+                              "--per_device_train_batch_size", "16")) == 0
+
+    two_history = artifacts.read_json(two, artifacts.HISTORY_FILE)
+    one_history = artifacts.read_json(one, artifacts.HISTORY_FILE)
+    assert [row["step"] for row in two_history] == [row["step"] for row in one_history] == [6, 12, 18]
+    two_scores = artifacts.read_json(two, artifacts.RESULTS_FILE)["scores"]["validation"]
+    one_scores = artifacts.read_json(one, artifacts.RESULTS_FILE)["scores"]["validation"]
+    # Same total batch, different sample order: equal within the noise of 32 validation reviews.
+    assert abs(two_scores["accuracy"] - one_scores["accuracy"]) <= 0.16
+    # Losses are not multiplied by the process count (transformers' average_tokens_across_devices).
+    assert two_history[-1]["train_loss"] == pytest.approx(one_history[-1]["train_loss"], rel=0.5)
+    assert two_history[-1]["eval_loss"] == pytest.approx(one_history[-1]["eval_loss"], rel=0.5)
+
+
+def test_two_process_eval_loss_equals_one_process_reevaluation(tiny_bert, review_files, tmp_path):
+    """The loss the 2-process run reports for its saved model is what one process measures for it."""
+    two = tmp_path / "two"
+    command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
+               "--num_processes", "2", "--main_process_port", "0",
+               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, two, "--num_train_epochs", "1",
+                                                   "--per_device_train_batch_size", "8")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reported = artifacts.read_json(two, artifacts.RESULTS_FILE)["scores"]["validation"]["loss"]
+
+    again = tmp_path / "again"
+    # One process, zero training steps, starting from the saved model: its validation loss.
+    assert main(tiny_run_args(two, review_files, again, "--max_steps", "0", "--num_train_epochs", "0",
+                              "--learning_rate", "0")) == 0
+    measured = artifacts.read_json(again, artifacts.RESULTS_FILE)["scores"]["validation"]["loss"]
+    assert reported == pytest.approx(measured, rel=1e-4)
