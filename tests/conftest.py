@@ -126,3 +126,13 @@ def tiny_run_args(tiny_bert: Path, review_files: dict[str, Path], output_dir: Pa
         "--cpu_threads", "1",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_bert, review_files, tmp_path_factory) -> Path:
+    """A finished 2-epoch run of the real pipeline on the tiny BERT."""
+    from finetune.train import main
+
+    output_dir = tmp_path_factory.mktemp("run") / "tiny"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir)) == 0
+    return output_dir

@@ -68,7 +68,8 @@ _TYPES = {"models": "model", "datasets": "dataset", "spaces": "space"}
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeHub
-    protocol_version = "HTTP/1.1"
+    # One request per connection: a client never keeps talking to a server a test has stopped.
+    protocol_version = "HTTP/1.0"
 
     def log_message(self, *args):  # quiet
         pass

@@ -15,13 +15,6 @@ from finetune import artifacts
 from finetune.train import EXIT_USAGE, main
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_bert, review_files, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("run") / "tiny"
-    assert main(tiny_run_args(tiny_bert, review_files, output_dir)) == 0
-    return output_dir
-
-
 def test_main_writes_a_complete_model_folder(trained_run):
     names = {p.name for p in trained_run.iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "epoch_history.json",
