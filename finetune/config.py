@@ -38,8 +38,8 @@ class ModelArguments:
     attention_dropout: float | None = field(
         default=None,
         metadata={
-            "help": "Override the model's attention dropout. 0.0 lets PyTorch use its fused attention "
-            "kernel in training (about 1.9x faster on CPU, see bench/); default: keep the model's own."
+            "help": "Attention dropout for fine-tuning. The project default 0.0 lets PyTorch use its fused "
+            "attention kernel in training (faster, see bench/); pass the model's own (0.1 for BERT) to keep it."
         },
     )
 
@@ -158,9 +158,12 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     "logging_steps": 50,
     "num_train_epochs": 3,
     "learning_rate": 5e-5,
-    "per_device_train_batch_size": 32,
+    "per_device_train_batch_size": 16,
     # Batches of similar lengths waste little compute on padding (2-3x faster on reviews, see bench/).
     "train_sampling_strategy": "group_by_length",
+    # No attention dropout lets PyTorch use its fused attention kernel in training (1.6x faster on
+    # Yelp-like lengths here); bench/accuracy_parity.py measured no accuracy change beyond noise.
+    "attention_dropout": 0.0,
     "per_device_eval_batch_size": 64,
     "warmup_steps": 0.1,
     "weight_decay": 0.01,

@@ -3,6 +3,8 @@
 import logging
 from pathlib import Path
 
+import torch
+
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from finetune import embedded
@@ -47,7 +49,7 @@ def load_pretrained_config(args: ModelArguments, label_names: list[str] | None =
         ) from err
     if args.attention_dropout is not None:
         names = [a for a in ATTENTION_DROPOUT_ATTRIBUTES if hasattr(config, a)]
-        if not names:
+        if not names and args.attention_dropout != 0.0:  # no dropout setting means no dropout: 0 is already true
             raise UsageError(f"--attention_dropout: {config.model_type} models have no attention dropout setting.")
         for attribute in names:
             setattr(config, attribute, args.attention_dropout)
@@ -67,6 +69,9 @@ def load_classifier(args: ModelArguments, label_names: list[str]):
         cache_dir=args.cache_dir,
         # A checkpoint that already has a head for another number of classes gets a new one.
         ignore_mismatched_sizes=True,
+        # fp32 master weights, whatever the checkpoint was saved in: mixed precision (bf16/fp16 flags)
+        # is the Trainer's job, and training fp16 weights directly would lose updates.
+        dtype=torch.float32,
     )
 
 

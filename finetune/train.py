@@ -13,6 +13,7 @@
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -22,6 +23,7 @@ if __package__ in (None, ""):
 
 import numpy as np
 import torch
+from datasets import DatasetDict
 from transformers import Trainer, set_seed
 
 from finetune import artifacts, hub
@@ -47,28 +49,14 @@ def main(argv: list[str] | None = None) -> int:
             Path(config.training.output_dir), config.training.resume_from_checkpoint, config.run.overwrite_output_dir
         )
         push_target = plan_push(config)
-        load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
-        tokenizer = load_tokenizer(config.model)
-        max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
-        with config.training.main_process_first(desc="loading and tokenizing data"):
-            data = load_review_data(config.data, config.training.seed)
-            tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
-        set_seed(config.training.seed)  # the new classifier head's initialisation
-        model = load_classifier(config.model, data.label_names)
+        run = prepare(config)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    data, tokenized = run.data, run.tokenized
 
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
-    trainer = Trainer(
-        model=model,
-        args=config.training,
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        processing_class=tokenizer,  # its default collator pads each batch to its longest review
-        compute_metrics=make_compute_metrics(data.label_names),
-        callbacks=[LogLossAtEpochEnd()],
-    )
+    trainer = build_trainer(config, run)
     trainer.train(resume_from_checkpoint=resume)
 
     banner("Evaluating the restored best model")
@@ -79,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save_model(str(output_dir))
     write_run_files(
         output_dir, config, data, trainer.state.log_history, scores, matrices,
-        max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
+        run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
     )
     if push_target:
         banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
@@ -94,9 +82,47 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@dataclass
+class Prepared:
+    """Everything training needs, loaded and checked."""
+
+    tokenizer: object
+    max_length: int
+    data: ReviewData
+    tokenized: DatasetDict
+    model: object
+
+
+def prepare(config: RunConfig) -> Prepared:
+    """Model and data, in the order that fails fastest on bad input; raises UsageError."""
+    load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
+    tokenizer = load_tokenizer(config.model)
+    max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
+    with config.training.main_process_first(desc="loading and tokenizing data"):
+        data = load_review_data(config.data, config.training.seed)
+        tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
+    set_seed(config.training.seed)  # the new classifier head's initialisation
+    model = load_classifier(config.model, data.label_names)
+    return Prepared(tokenizer, max_length, data, tokenized, model)
+
+
+def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
+    return Trainer(
+        model=run.model,
+        args=config.training,
+        train_dataset=run.tokenized["train"],
+        eval_dataset=run.tokenized["validation"],
+        processing_class=run.tokenizer,  # its default collator pads each batch to its longest review
+        compute_metrics=make_compute_metrics(run.data.label_names),
+        callbacks=[LogLossAtEpochEnd()],
+    )
+
+
+@dataclass
 class PushTarget:
-    def __init__(self, repo_id: str, token: str, private: bool | None):
-        self.repo_id, self.token, self.private = repo_id, token, private
+    repo_id: str
+    token: str
+    private: bool | None
 
 
 def plan_push(config: RunConfig) -> PushTarget | None:

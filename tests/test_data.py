@@ -128,3 +128,19 @@ def test_tokenize_splits_pads_dynamically_unless_asked(tiny_bert):
     assert list(dynamic["length"]) == [4, 8]
     padded = tokenize_splits(splits, tokenizer, max_length=8, pad_to_max_length=True)["train"]
     assert [len(ids) for ids in padded["input_ids"]] == [8, 8]
+
+
+def test_padding_to_max_length_gives_the_same_logits_as_dynamic_padding(tiny_bert):
+    """Why the benchmarks may stand in dynamic padding for the tutorial's padding="max_length"."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert, num_labels=2).eval()
+    texts = ["great film", "the movie was really quite boring and dull"]
+    labels = torch.tensor([1, 0])
+    with torch.no_grad():
+        dynamic = model(**tokenizer(texts, padding=True, return_tensors="pt"), labels=labels)
+        full = model(**tokenizer(texts, padding="max_length", max_length=64, return_tensors="pt"), labels=labels)
+    assert torch.allclose(dynamic.logits, full.logits, atol=1e-5)
+    assert dynamic.loss.item() == pytest.approx(full.loss.item(), abs=1e-6)

@@ -1,0 +1,130 @@
+"""Inference: the demo's prediction path against transformers.pipeline, on the same model and reviews.
+
+    python bench/inference.py                                   # the default run's model folder
+    python bench/inference.py --model outputs/<run>
+
+Rows: `pipeline("text-classification")` (batch 32), this project's ReviewClassifier in fp32
+(length-sorted batches), and the same with int8 dynamic quantization of the Linear layers
+(`app.py --quantize`). Reported: single-review latency p50/p95 for ~150-token reviews, batch
+throughput on the embedded test reviews and on a Yelp-like length mix, and accuracy on the
+embedded test split (the int8 row's change in accuracy is the price of its speed).
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from _common import machine_line, markdown_table, quiet_libraries, yelp_like_reviews  # noqa: E402
+
+from finetune import artifacts  # noqa: E402
+from finetune.data import load_embedded_reviews  # noqa: E402
+from finetune.inference import ReviewClassifier  # noqa: E402
+
+BATCH = 32
+
+
+def reviews_of_length(source: list[str], tokenizer, tokens: int, count: int) -> list[str]:
+    """Texts of about `tokens` word pieces, made of real reviews strung together."""
+    texts, i = [], 0
+    for _ in range(count):
+        words: list[str] = []
+        while len(tokenizer(" ".join(words))["input_ids"]) < tokens:
+            words.extend(source[i % len(source)].split())
+            i += 1
+        while len(tokenizer(" ".join(words))["input_ids"]) > tokens:
+            words.pop()
+        texts.append(" ".join(words))
+    return texts
+
+
+class PipelinePath:
+    name = "transformers.pipeline (fp32)"
+
+    def __init__(self, model_dir: str):
+        from transformers import pipeline
+
+        self.pipe = pipeline("text-classification", model=model_dir, top_k=None, device=-1)
+
+    def one(self, text):
+        return self.pipe(text, truncation=True)
+
+    def labels(self, texts):
+        out = self.pipe(texts, batch_size=BATCH, truncation=True)
+        return [max(scores, key=lambda s: s["score"])["label"] for scores in out]
+
+
+class ClassifierPath:
+    def __init__(self, model_dir: str, quantize: bool):
+        self.classifier = ReviewClassifier(model_dir, quantize=quantize)
+        self.name = "ReviewClassifier int8 (app.py --quantize)" if quantize else "ReviewClassifier fp32 (app.py)"
+
+    def one(self, text):
+        return self.classifier.predict_one(text)
+
+    def labels(self, texts):
+        return [p.label for p in self.classifier.predict(texts, batch_size=BATCH)]
+
+
+def latency_ms(path, texts: list[str]) -> tuple[float, float]:
+    for text in texts[:5]:
+        path.one(text)
+    times = []
+    for text in texts:
+        start = time.perf_counter()
+        path.one(text)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def throughput(path, texts: list[str]) -> float:
+    path.labels(texts[:BATCH])
+    start = time.perf_counter()
+    path.labels(texts)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=artifacts.DEFAULT_OUTPUT_DIR, help="a fine-tuned model folder")
+    parser.add_argument("--latency_reviews", type=int, default=100)
+    parser.add_argument("--yelp_like_reviews", type=int, default=256)
+    args = parser.parse_args(argv)
+    if not artifacts.holds_model(Path(args.model)):
+        print(f"error: no model in {args.model}. Train one first: .venv/bin/accelerate launch finetune/train.py",
+              file=sys.stderr)
+        return 2
+    quiet_libraries()
+    test = load_embedded_reviews(seed=42)["test"]  # the split the default run was scored on
+    texts, gold = list(test["text"]), list(test["label"])
+    paths = [PipelinePath(args.model), ClassifierPath(args.model, False), ClassifierPath(args.model, True)]
+    tokenizer = paths[1].classifier.tokenizer
+    long_texts = reviews_of_length(texts, tokenizer, 150, args.latency_reviews)
+    yelp_like = yelp_like_reviews(texts, tokenizer, args.yelp_like_reviews, seed=1)
+
+    print(f"Machine: {machine_line()}\nModel: {args.model}\n")
+    rows, base = [], None
+    for path in paths:
+        p50, p95 = latency_ms(path, long_texts)
+        real = throughput(path, texts)
+        yelp = throughput(path, yelp_like)
+        accuracy = sum(p == g for p, g in zip(path.labels(texts), gold)) / len(gold)
+        base = base or {"real": real, "yelp": yelp, "accuracy": accuracy}
+        rows.append([path.name, p50, p95, real, f"{real / base['real']:.1f}x", yelp, f"{yelp / base['yelp']:.1f}x",
+                     f"{accuracy:.4f}", f"{(accuracy - base['accuracy']) * 100:+.2f}"])
+        print(f"  measured: {path.name}", flush=True)
+    headers = ["path", "p50 ms (150 tokens)", "p95 ms", f"reviews/s, test split (batch {BATCH})", "vs pipeline",
+               "reviews/s, Yelp-like", "vs pipeline", "test accuracy", "points vs pipeline"]
+    print(f"\n### Inference ({len(texts)} test reviews, {len(yelp_like)} Yelp-like reviews, torch threads "
+          f"{torch.get_num_threads()})\n\n{markdown_table(headers, rows)}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

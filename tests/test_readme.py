@@ -1,0 +1,43 @@
+"""The README's commands are real: the test command is CI's, and every train.py line parses."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from finetune.config import parse_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README = (REPO_ROOT / "README.md").read_text()
+CODE = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
+    first_block = re.search(r"```bash\n(.*?)```", README, flags=re.S).group(1).splitlines()
+    setup_and_train, setup_and_test = (line.split("#")[0].strip() for line in first_block[:2])
+    assert setup_and_train == "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
+    assert setup_and_test == "./setup.sh --dev && .venv/bin/python -m pytest"
+    assert setup_and_test in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def _train_lines():
+    for line in CODE.splitlines():
+        if "finetune/train.py" in line and "..." not in line:
+            yield line.split("#")[0].strip()
+
+
+@pytest.mark.parametrize("line", list(_train_lines()))
+def test_readme_train_command_parses(line, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").symlink_to(REPO_ROOT / "recipes")
+    (tmp_path / "reviews.csv").write_text("review,stars\ngood,5\n")
+    words = shlex.split(line.replace("[", "").replace("]", ""))
+    flags = words[words.index("finetune/train.py") + 1:]
+    config = parse_config(flags)
+    assert config.training.output_dir
+
+
+def test_readme_names_files_that_exist():
+    for path in re.findall(r"`((?:finetune|bench|recipes|accelerate_configs|tests)/[\w./-]+\.(?:py|yaml))`", README):
+        assert (REPO_ROOT / path).exists(), path
