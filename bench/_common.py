@@ -87,3 +87,14 @@ def quiet_libraries() -> None:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
+
+
+def require_trained_model(folder: str) -> None:
+    """Exit with the command that creates the model when `folder` holds none."""
+    import sys
+    from pathlib import Path
+
+    from finetune import artifacts
+
+    if not artifacts.holds_model(Path(folder)):
+        sys.exit(f"error: no model in {folder}. Train one first: .venv/bin/accelerate launch finetune/train.py")

@@ -20,7 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from _common import machine_line, markdown_table, quiet_libraries, yelp_like_reviews  # noqa: E402
+from _common import (  # noqa: E402
+    machine_line,
+    markdown_table,
+    quiet_libraries,
+    require_trained_model,
+    yelp_like_reviews,
+)
 
 from finetune import artifacts  # noqa: E402
 from finetune.data import load_embedded_reviews  # noqa: E402
@@ -96,10 +102,7 @@ def main(argv=None) -> int:
     parser.add_argument("--latency_reviews", type=int, default=100)
     parser.add_argument("--yelp_like_reviews", type=int, default=256)
     args = parser.parse_args(argv)
-    if not artifacts.holds_model(Path(args.model)):
-        print(f"error: no model in {args.model}. Train one first: .venv/bin/accelerate launch finetune/train.py",
-              file=sys.stderr)
-        return 2
+    require_trained_model(args.model)
     quiet_libraries()
     test = load_embedded_reviews(seed=42)["test"]  # the split the default run was scored on
     texts, gold = list(test["text"]), list(test["label"])

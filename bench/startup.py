@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, markdown_table  # noqa: E402
+from _common import machine_line, markdown_table, require_trained_model  # noqa: E402
 
 from finetune import artifacts  # noqa: E402
 
@@ -65,10 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=artifacts.DEFAULT_OUTPUT_DIR)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    if not artifacts.holds_model(Path(args.model)):
-        print(f"error: no model in {args.model}. Train one first: .venv/bin/accelerate launch finetune/train.py",
-              file=sys.stderr)
-        return 2
+    require_trained_model(args.model)
     times: dict[str, list[float]] = {name: [] for name in APPS}
     for _ in range(args.rounds):
         for name, script in APPS.items():

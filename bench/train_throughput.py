@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from _common import (  # noqa: E402
     machine_line,
-    quiet_libraries,
     markdown_table,
     matmul_peak_flops,
     non_embedding_parameters,
+    quiet_libraries,
     training_flops,
     yelp_like_reviews,
 )
@@ -154,7 +154,7 @@ def main(argv=None) -> int:
 
     quiet_libraries()
     peak = matmul_peak_flops()
-    print(f"Machine: {machine_line()}\nfp32 matmul peak (torch.mm 2048³): {peak / 1e9:,.0f} GFLOP/s\n")
+    print(f"Machine: {machine_line()}\nfp32 matmul peak (large square torch.mm): {peak / 1e9:,.0f} GFLOP/s\n")
     model_flags = ["--model_name_or_path", args.model_name_or_path] if args.model_name_or_path else []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)

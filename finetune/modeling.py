@@ -4,7 +4,6 @@ import logging
 from pathlib import Path
 
 import torch
-
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from finetune import embedded

@@ -35,16 +35,17 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> 
         "processes": world_size,
         "total_train_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size,
         "num_train_epochs": args.num_train_epochs,
-        "lr_scheduler_type": str(args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type),
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
         "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay,
-        "optimizer": str(args.optim.value if hasattr(args.optim, "value") else args.optim),
+        "optimizer": str(getattr(args.optim, "value", args.optim)),
         "seed": args.seed,
         "max_seq_length": max_seq_length,
         "padding": "max_length" if config.data.pad_to_max_length else "dynamic (per batch)",
         "train_sampling_strategy": args.train_sampling_strategy,
         "attention_dropout": "model default" if dropout is None else dropout,
-        "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        # TrainingArguments resolves --bf16/--fp16 and `accelerate launch --mixed_precision` into one value.
+        "mixed_precision": args.mixed_precision,
         "metric_for_best_model": args.metric_for_best_model,
     }
 

@@ -81,10 +81,32 @@ def test_parse_config_rejects_unsupported_file_type(tmp_path):
 
 
 def test_default_output_dir_names_model_and_data():
-    assert default_output_dir("google-bert/bert-base-cased", "yelp_review_full", None) == "outputs/bert-base-cased-yelp_review_full"
+    name = default_output_dir("google-bert/bert-base-cased", "yelp_review_full", None)
+    assert name == "outputs/bert-base-cased-yelp_review_full"
     assert default_output_dir("/models/tiny/", None, "data/My Reviews.csv") == "outputs/tiny-my-reviews"
 
 
 def test_run_config_to_dict_holds_no_token():
     config = parse_config(["--hub_token", "hf_secret_value"])
     assert "hf_secret_value" not in str(config.to_dict())
+
+
+def test_mixed_precision_from_accelerate_launch_reaches_the_card(monkeypatch):
+    """`accelerate launch --config_file accelerate_configs/single_gpu.yaml` sets bf16 through the environment."""
+    from finetune.report import hyperparameters
+
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    config = parse_config([])
+    assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    assert hyperparameters(parse_config([]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
+
+
+@pytest.mark.parametrize("name", ["single_gpu.yaml", "multi_gpu.yaml", "multi_node.yaml", "cpu_2_processes.yaml"])
+def test_accelerate_configs_are_valid_yaml_for_accelerate(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO_ROOT / "accelerate_configs" / name))  # what `accelerate launch` does
+    assert config.num_processes >= 1
+    if name != "cpu_2_processes.yaml":
+        assert config.mixed_precision == "bf16"

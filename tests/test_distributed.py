@@ -15,15 +15,21 @@ from finetune.train import main
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 
 
-def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
-    two = tmp_path / "two"
+def _train_two_processes(tiny_bert, review_files, output_dir, epochs: int) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes 2 finetune/train.py ...`: two CPU processes (gloo)."""
     command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
                "--num_processes", "2", "--main_process_port", "0",
-               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, two, "--num_train_epochs", "3",
-                                                   "--per_device_train_batch_size", "8")]
+               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs",
+                                                   str(epochs), "--per_device_train_batch_size", "8")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
+    two = tmp_path / "two"
+    result = _train_two_processes(tiny_bert, review_files, two, epochs=3)
     assert "2 process(es) on this machine" in result.stderr
     assert result.stdout.count("Model folder:") == 1  # only the main process writes and reports
 
@@ -46,13 +52,7 @@ def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
 def test_two_process_eval_loss_equals_one_process_reevaluation(tiny_bert, review_files, tmp_path):
     """The loss the 2-process run reports for its saved model is what one process measures for it."""
     two = tmp_path / "two"
-    command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
-               "--num_processes", "2", "--main_process_port", "0",
-               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, two, "--num_train_epochs", "1",
-                                                   "--per_device_train_batch_size", "8")]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    _train_two_processes(tiny_bert, review_files, two, epochs=1)
     reported = artifacts.read_json(two, artifacts.RESULTS_FILE)["scores"]["validation"]["loss"]
 
     again = tmp_path / "again"

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, make_reviews, tiny_run_args, write_csv
@@ -53,7 +52,7 @@ def test_main_restores_the_best_epoch(trained_run):
     results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
     best = max(history, key=lambda row: row["f1"])
     assert results["scores"]["validation"]["f1"] == pytest.approx(best["f1"], abs=1e-6)
-    assert results["scores"]["validation"]["eval_loss" if "eval_loss" in results["scores"]["validation"] else "loss"] == pytest.approx(best["eval_loss"], abs=1e-5)
+    assert results["scores"]["validation"]["loss"] == pytest.approx(best["eval_loss"], abs=1e-5)
 
 
 def test_main_refuses_output_dir_of_another_run(trained_run, tiny_bert, review_files, capsys):
