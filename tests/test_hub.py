@@ -151,3 +151,19 @@ def test_push_with_hub_down_keeps_folder_and_prints_retry(fake_hub, tiny_bert, r
 def test_push_command_refuses_a_folder_without_a_model(tmp_path, token, capsys):
     assert push_main([str(tmp_path), "--repo", "me/x"]) == 2
     assert "not a finished model folder" in capsys.readouterr().err
+
+
+def test_unknown_hub_dataset_fails_before_training(fake_hub, tiny_bert, tmp_path, capsys):
+    code = main(["--model_name_or_path", str(tiny_bert), "--dataset_name", "nobody/no-such-reviews",
+                 "--output_dir", str(tmp_path / "out")])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--dataset_name nobody/no-such-reviews: could not load it" in err and "--train_file" in err
+
+
+def test_unknown_hub_model_fails_before_reading_data(fake_hub, review_files, tmp_path, capsys):
+    code = main(["--model_name_or_path", "nobody/no-such-model", "--train_file", str(review_files["train"]),
+                 "--output_dir", str(tmp_path / "out")])
+    assert code == EXIT_USAGE
+    assert "--model_name_or_path nobody/no-such-model: not a model folder and not loadable from the Hub" in \
+        capsys.readouterr().err
