@@ -12,7 +12,7 @@ classifier = pipeline("text-classification", model=os.environ["MODEL_ID"], top_k
 
 
 def classify(text):
-    return {row["label"]: row["score"] for row in classifier(text, truncation=True)}
+    return {row["label"]: row["score"] for row in classifier([text], truncation=True)[0]}
 
 
 demo = gr.Interface(classify, gr.Textbox(label="Review"), gr.Label(), api_name="classify")

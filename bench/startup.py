@@ -36,6 +36,7 @@ def free_port() -> int:
 
 def seconds_to_first_answer(script: str, model: str, timeout: float = 120) -> float:
     from gradio_client import Client
+    from gradio_client.exceptions import AppError
 
     port = free_port()
     env = {**os.environ, "MODEL_ID": model, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
@@ -51,7 +52,9 @@ def seconds_to_first_answer(script: str, model: str, timeout: float = 120) -> fl
                     pass
                 Client(f"http://127.0.0.1:{port}/", verbose=False).predict("A fine film.", api_name="/classify")
                 return time.perf_counter() - start
-            except (OSError, ValueError):
+            except AppError:
+                raise  # the app is up but its answer failed: a bug, not a slow start
+            except Exception:  # not listening yet, or not ready to serve its API
                 if time.perf_counter() - start > timeout:
                     raise TimeoutError(f"{script} did not answer in {timeout} s") from None
                 time.sleep(0.05)

@@ -127,7 +127,7 @@ def write_yelp_like(path: Path, tokenizer_source: str | None, count: int) -> Pat
 
     from finetune import embedded
 
-    reviews = list(load_embedded_reviews(seed=0)["train"]["text"])
+    reviews = list(load_embedded_reviews()["train"]["text"])
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source or embedded.model_path())
     texts = yelp_like_reviews(reviews, tokenizer, count)
     rng = random.Random(0)

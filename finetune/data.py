@@ -32,7 +32,7 @@ class ReviewData:
 
 
 def load_review_data(args: DataArguments, seed: int) -> ReviewData:
-    raw = load_raw_splits(args, seed)
+    raw = load_raw_splits(args)
     if args.uses_embedded_data:
         name, hub_id = embedded.DATA_NAME, None
     elif args.dataset_name:
@@ -46,9 +46,9 @@ def load_review_data(args: DataArguments, seed: int) -> ReviewData:
 # --- the edge: reading data ---------------------------------------------------------------
 
 
-def load_raw_splits(args: DataArguments, seed: int) -> DatasetDict:
+def load_raw_splits(args: DataArguments) -> DatasetDict:
     if args.uses_embedded_data:
-        return load_embedded_reviews(seed)
+        return load_embedded_reviews()
     if args.dataset_name:
         try:
             return load_dataset(args.dataset_name, args.dataset_config_name)
@@ -70,7 +70,7 @@ def load_raw_splits(args: DataArguments, seed: int) -> DatasetDict:
     return DatasetDict(splits)
 
 
-def load_embedded_reviews(seed: int) -> DatasetDict:
+def load_embedded_reviews(seed: int = embedded.SPLIT_SEED) -> DatasetDict:
     """Rotten Tomatoes critic reviews, split by movie so that no movie is in two splits."""
     frame = pd.read_csv(embedded.reviews_file())
     frame = frame[frame["category"].isin(embedded.REVIEW_CATEGORIES)]
