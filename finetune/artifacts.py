@@ -81,7 +81,7 @@ def claim_output_dir(folder: Path, resume: str | None, overwrite: bool) -> str |
                 "another --output_dir."
             )
         for checkpoint in found:  # a new run's checkpoint-N must not mix with the old run's
-            shutil.rmtree(checkpoint)
+            shutil.rmtree(checkpoint, ignore_errors=True)  # every launched process gets here
     return None
 
 
