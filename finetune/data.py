@@ -242,20 +242,15 @@ def take_subset(split: Dataset, limit: int, seed: int) -> Dataset:
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer, max_length: int, pad_to_max_length: bool) -> DatasetDict:
-    """Token ids per review, truncated; padding is left to the collator unless pad_to_max_length.
-
-    A `length` column lets length-grouped sampling skip a pass over the data.
-    """
+    """Token ids per review, truncated; padding is left to the collator unless pad_to_max_length."""
 
     def tokenize(batch):
-        encoded = tokenizer(
+        return tokenizer(
             batch["text"],
             truncation=True,
             max_length=max_length,
             padding="max_length" if pad_to_max_length else False,
         )
-        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
 
     return splits.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
 

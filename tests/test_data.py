@@ -134,7 +134,6 @@ def test_tokenize_splits_pads_dynamically_unless_asked(tiny_bert):
     splits = DatasetDict({"train": _split(["great film", "the movie was really quite boring and dull"], [0, 1])})
     dynamic = tokenize_splits(splits, tokenizer, max_length=8, pad_to_max_length=False)["train"]
     assert [len(ids) for ids in dynamic["input_ids"]] == [4, 8]  # truncated at 8
-    assert list(dynamic["length"]) == [4, 8]
     padded = tokenize_splits(splits, tokenizer, max_length=8, pad_to_max_length=True)["train"]
     assert [len(ids) for ids in padded["input_ids"]] == [8, 8]
 
