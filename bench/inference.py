@@ -4,8 +4,8 @@
     python bench/inference.py --model outputs/<run>
 
 Rows: `pipeline("text-classification")` (batch 32), this project's ReviewClassifier in fp32
-(length-sorted batches), and the same with int8 dynamic quantization of the Linear layers
-(`app.py --quantize`). Reported: single-review latency p50/p95 for ~150-token reviews, batch
+(length-sorted batches), the same with int8 dynamic quantization (`app.py --quantize`), and two
+int8 alternatives that app.py does not take. Reported: single-review latency p50/p95 for ~150-token reviews, batch
 throughput on the embedded test reviews and on a Yelp-like length mix, and accuracy on the
 embedded test split (the int8 row's change in accuracy is the price of its speed).
 """
@@ -77,6 +77,17 @@ class ClassifierPath:
         return [p.label for p in self.classifier.predict(texts, batch_size=BATCH)]
 
 
+class EveryLinearInt8Path(ClassifierPath):
+    """The alternative app.py does not take: every Linear layer in int8 (STACK.md's recipe)."""
+
+    def __init__(self, model_dir: str, per_channel: bool):
+        super().__init__(model_dir, quantize=False)
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else None
+        spec = {torch.nn.Linear: qconfig} if qconfig else {torch.nn.Linear}
+        self.classifier.model = torch.ao.quantization.quantize_dynamic(self.classifier.model, spec, dtype=torch.qint8)
+        self.name = f"alternative: every Linear int8 ({'per-channel' if per_channel else 'per-tensor'} weights)"
+
+
 def latency_ms(path, texts: list[str]) -> tuple[float, float]:
     for text in texts[:5]:
         path.one(text)
@@ -101,12 +112,16 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=artifacts.DEFAULT_OUTPUT_DIR, help="a fine-tuned model folder")
     parser.add_argument("--latency_reviews", type=int, default=100)
     parser.add_argument("--yelp_like_reviews", type=int, default=256)
+    parser.add_argument("--skip_alternatives", action="store_true",
+                        help="leave out the rows for int8 choices app.py does not make")
     args = parser.parse_args(argv)
     require_trained_model(args.model)
     quiet_libraries()
     test = load_embedded_reviews()["test"]  # the split every embedded run is scored on
     texts, gold = list(test["text"]), list(test["label"])
     paths = [PipelinePath(args.model), ClassifierPath(args.model, False), ClassifierPath(args.model, True)]
+    if not args.skip_alternatives:
+        paths += [EveryLinearInt8Path(args.model, per_channel=False), EveryLinearInt8Path(args.model, per_channel=True)]
     tokenizer = paths[1].classifier.tokenizer
     long_texts = reviews_of_length(texts, tokenizer, 150, args.latency_reviews)
     yelp_like = yelp_like_reviews(texts, tokenizer, args.yelp_like_reviews, seed=1)
