@@ -12,6 +12,7 @@
 
 import logging
 import os
+import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,7 +190,8 @@ def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str
     for split, values in scores.items():
         print(f"  {split:<10} accuracy {values['accuracy']:.4f}  precision {values['precision']:.4f}  "
               f"recall {values['recall']:.4f}  f1 {values['f1']:.4f}  ({len(data.splits[split]):,} reviews)")
-    print(f"Serve it in the demo:\n  MODEL_ID={output_dir} python app.py")
+    # The interpreter that trained: the command works as printed, virtual environment or not.
+    print(f"Serve it in the demo:\n  MODEL_ID={shlex.quote(str(output_dir))} {shlex.quote(sys.executable)} app.py")
 
 
 if __name__ == "__main__":

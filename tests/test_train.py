@@ -62,9 +62,12 @@ def test_main_refuses_output_dir_of_another_run(trained_run, tiny_bert, review_f
     assert (trained_run / "model.safetensors").read_bytes() == before
 
 
-def test_main_overwrites_when_told(tiny_bert, review_files, tmp_path):
+def test_main_overwrites_when_told(tiny_bert, review_files, tmp_path, capsys):
     output_dir = tmp_path / "again"
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "1")) == 0
+    out = capsys.readouterr().out
+    assert f"Model folder: {output_dir.resolve()}" in out and "test       accuracy" in out
+    assert f"MODEL_ID={output_dir} {sys.executable} app.py" in out  # the printed command serves it
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "1",
                               "--overwrite_output_dir")) == 0
     assert len(artifacts.read_json(output_dir, artifacts.HISTORY_FILE)) == 1
