@@ -16,13 +16,14 @@ from pathlib import Path
 _HOME = Path(tempfile.mkdtemp(prefix="finetune-tests-"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (until someone binds it)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-FAKE_HUB_PORT = _free_port()
+FAKE_HUB_PORT = free_port()
 os.environ.update(
     {
         "HF_HOME": str(_HOME / "hf"),

@@ -2,14 +2,13 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_HUB_PORT, REPO_ROOT
+from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port
 from fake_hub import FakeHub
 from gradio_client import Client, handle_file
 
@@ -19,15 +18,9 @@ from finetune import artifacts, hub
 TOKEN = "hf_fakeTokenForAppTests0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _launch(model_id: str):
     demo = app.build_demo(app.load_run(model_id))
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     return demo, f"http://127.0.0.1:{port}/"
 
@@ -164,7 +157,7 @@ def test_app_without_a_model_says_what_to_run(tmp_path):
 
 
 def test_python_app_py_starts_and_answers(trained_run):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MODEL_ID": str(trained_run), "GRADIO_SERVER_PORT": str(port)}
     process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

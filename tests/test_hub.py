@@ -1,13 +1,12 @@
 """Pushing to the Hub through the real huggingface_hub client and real HTTP, against a fake Hub."""
 
 import json
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import FAKE_HUB_PORT, REPO_ROOT, tiny_run_args
+from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port, tiny_run_args
 from fake_hub import FakeHub
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -129,9 +128,7 @@ def test_push_with_refused_token_stops_before_training(tiny_bert, review_files, 
 
 def test_push_with_hub_down_keeps_folder_and_prints_retry(fake_hub, tiny_bert, review_files, tmp_path, token,
                                                           monkeypatch, capsys):
-    with socket.socket() as sock:  # a port where nothing listens: the Hub is down
-        sock.bind(("127.0.0.1", 0))
-        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the Hub is down
     monkeypatch.setenv("HF_ENDPOINT", down)
     output_dir = tmp_path / "down"
     code = main(tiny_run_args(tiny_bert, review_files, output_dir, "--push_to_hub", "--hub_model_id", "me/down"))
