@@ -3,42 +3,119 @@
 The demo imports this module to show a run, so it imports nothing heavy.
 """
 
+import fnmatch
 import json
+import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from finetune.errors import UsageError
+
+logger = logging.getLogger(__name__)
 
 HISTORY_FILE = "epoch_history.json"  # one row per epoch
 RESULTS_FILE = "results.json"  # final validation/test scores, confusion matrices, data sizes
-CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run
+CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run, written before training starts
 CARD_FILE = "README.md"  # the model card
 RUN_FILES = (HISTORY_FILE, RESULTS_FILE, CONFIG_FILE, CARD_FILE)
+PREDICTIONS_PATTERN = "predictions_*.csv"  # splits whose labels are hidden: predicted, not scored
 
-# Files in an output folder that are not the model: never pushed (checkpoints hold optimizer
-# states; training_args.bin is a pickle of every setting).
-NOT_PUSHED = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.bin", "*.pt", "*.pth", ".cache/**", "**/.cache/**")
+
+def predictions_file(split: str) -> str:
+    return PREDICTIONS_PATTERN.replace("*", split)
+
 
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+
+# Everything a run writes that belongs to the model, and so the only files a push uploads (an
+# allow-list: a folder may also hold a virtual environment, .env or credentials, which must stay home).
+PUSHED_PATTERNS = (
+    *RUN_FILES,
+    PREDICTIONS_PATTERN,
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    # tokenizers of the BERT family and its relatives (WordPiece, BPE, SentencePiece)
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+# What a run writes that stays local: checkpoints hold optimizer states, training_args.bin is a
+# pickle of every setting, runs/ holds TensorBoard logs.
+LOCAL_ONLY_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", "pytorch_model.bin")
+TEMPORARY_SUFFIX = ".partial"  # atomic writes go through NAME.partial, then a rename
 
 # Where `accelerate launch finetune/train.py` (no flags) writes, and where the demo looks by default.
 DEFAULT_OUTPUT_DIR = "outputs/all-minilm-l6-v2-rotten-tomatoes"
 
 
-def write_json(folder: Path, name: str, payload: Any) -> Path:
-    path = Path(folder) / name
-    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+# --- writing: every file lands whole or not at all ------------------------------------------------
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write through a temporary file and a rename, so a crash never leaves a half-written file."""
+    path = Path(path)
+    temporary = path.with_name(path.name + TEMPORARY_SUFFIX)
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
     return path
+
+
+def write_json(folder: Path, name: str, payload: Any) -> Path:
+    return write_text(Path(folder) / name, json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_yaml(folder: Path, name: str, payload: Any) -> Path:
+    return write_text(Path(folder) / name, yaml.safe_dump(payload, sort_keys=False, allow_unicode=True))
 
 
 def read_json(folder: Path, name: str) -> Any:
     return json.loads((Path(folder) / name).read_text())
 
 
+# --- what a folder holds --------------------------------------------------------------------------
+
+
 def holds_model(folder: Path) -> bool:
     folder = Path(folder)
     return any((folder / name).exists() for name in MODEL_FILES)
+
+
+def is_pushed(name: str) -> bool:
+    """Whether a top-level entry of a run folder is one a push uploads."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in PUSHED_PATTERNS)
+
+
+def is_run_output(name: str) -> bool:
+    """Whether a top-level entry of a folder is something a run writes."""
+    return (is_pushed(name) or any(fnmatch.fnmatchcase(name, p) for p in LOCAL_ONLY_PATTERNS)
+            or name.endswith(TEMPORARY_SUFFIX))
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """Entries of `folder` that no run writes (a README.md counts only beside a run's own files)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.iterdir())
+    foreign = [name for name in names if not is_run_output(name)]
+    made_by_a_run = holds_model(folder) or CONFIG_FILE in names or any(n.startswith("checkpoint-") for n in names)
+    if not made_by_a_run:  # e.g. a project folder with its own README.md and config.json
+        foreign = names
+    return foreign
 
 
 def checkpoints(folder: Path) -> list[Path]:
@@ -51,38 +128,88 @@ def checkpoints(folder: Path) -> list[Path]:
     )
 
 
-def claim_output_dir(folder: Path, resume: str | None, overwrite: bool) -> str | None:
-    """Decide what to do with an output folder before training; return the checkpoint to resume from.
+def is_complete_checkpoint(checkpoint: Path) -> bool:
+    """The Trainer writes a checkpoint in place and trainer_state.json last: a kill during a save
+    leaves a folder without it (or with it cut short), and no weights load from such a folder."""
+    try:
+        json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return holds_model(checkpoint)
 
-    A folder that holds another run's model or checkpoints is refused unless the user asks to
-    resume it or to overwrite it: nothing trained is lost by accident.
+
+# --- claiming an output folder before training ----------------------------------------------------
+
+
+def check_output_dir(folder: Path, resume: str | None, overwrite: bool) -> str | None:
+    """Decide what a run may do with its output folder; return the checkpoint to resume from.
+
+    Only checks: nothing is deleted here (that waits until every pre-training check has passed,
+    see clear_previous_run). A folder with files no run writes is refused whatever the flags say,
+    and another run's model or checkpoints are refused unless the user asks to resume or overwrite.
     """
     folder = Path(folder)
-    found = checkpoints(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--output_dir {folder} is a file. Pass a folder (a new one is created).")
+    foreign = foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+        raise UsageError(
+            f"--output_dir {folder} holds files that a training run does not write ({shown}). A run writes "
+            "its model card (README.md) and files there, and a push uploads them: pass a new or empty folder, "
+            "e.g. --output_dir outputs/my-run."
+        )
     if resume is not None:
-        if resume.lower() == "true":
-            if not found:
-                raise UsageError(
-                    f"--resume_from_checkpoint true: no checkpoint-* folder in {folder}. Pass the path of a "
-                    "checkpoint, or the --output_dir of the run to resume."
-                )
-            return str(found[-1])
-        if not (Path(resume) / "trainer_state.json").is_file():
+        return resolve_resume(folder, resume)
+    if (holds_model(folder) or checkpoints(folder)) and not overwrite:
+        raise UsageError(
+            f"--output_dir {folder} already holds a model or checkpoints from another run. Pass "
+            "--resume_from_checkpoint true to continue it, --overwrite_output_dir to replace it, or "
+            "another --output_dir."
+        )
+    return None
+
+
+def resolve_resume(folder: Path, resume: str) -> str:
+    if resume.lower() != "true":
+        if not is_complete_checkpoint(Path(resume)):
             raise UsageError(
-                f"--resume_from_checkpoint {resume}: not a checkpoint folder (no trainer_state.json). Pass a "
-                f"checkpoint-* folder, or true for the last one in {folder}."
+                f"--resume_from_checkpoint {resume}: not a complete checkpoint folder (no readable "
+                f"trainer_state.json or no weights). Pass a checkpoint-* folder, or true for the last complete "
+                f"one in {folder}."
             )
         return resume
-    if holds_model(folder) or found:
-        if not overwrite:
-            raise UsageError(
-                f"--output_dir {folder} already holds a model or checkpoints from another run. Pass "
-                "--resume_from_checkpoint true to continue it, --overwrite_output_dir to replace it, or "
-                "another --output_dir."
-            )
-        for checkpoint in found:  # a new run's checkpoint-N must not mix with the old run's
-            shutil.rmtree(checkpoint, ignore_errors=True)  # every launched process gets here
-    return None
+    found = checkpoints(folder)
+    complete = [c for c in found if is_complete_checkpoint(c)]
+    if not complete:
+        what = f"only incomplete ones ({', '.join(c.name for c in found)}: a save was cut short)" if found else ""
+        raise UsageError(
+            f"--resume_from_checkpoint true: no checkpoint-* folder in {folder} that can be resumed{what and ', '}"
+            f"{what}. Pass the path of a checkpoint, or the --output_dir of the run to resume."
+        )
+    skipped = [c.name for c in found if int(c.name.split("-")[-1]) > int(complete[-1].name.split("-")[-1])]
+    if skipped:
+        logger.warning("skipping %s: incomplete (the run was stopped while saving it); resuming from %s",
+                       ", ".join(skipped), complete[-1].name)
+    return str(complete[-1])
+
+
+def clear_previous_run(folder: Path) -> list[str]:
+    """Remove an earlier run's outputs (after every check has passed), so that the folder never
+    mixes two runs: the old card or results beside new weights. Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.iterdir()):
+        if not is_run_output(entry.name):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)  # every launched process may get here
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry.name)
+    return removed
 
 
 def fetch_run_files(model_ref: str, token: str | None = None) -> dict[str, Path | None]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
 
-from finetune.artifacts import CARD_FILE, NOT_PUSHED
+from finetune import artifacts
+from finetune.artifacts import CARD_FILE
 from finetune.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -44,8 +45,9 @@ def require_token(explicit: str | None = None) -> str:
 def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str = "model") -> str:
     """Check the token and create the repo before any long work; return the full repo id.
 
-    A Hub that cannot be reached now only warns: the push at the end may still work,
-    and if it does not, the folder stays and the retry command is printed.
+    A Hub that cannot be reached now only warns: the push at the end may still work (push_folder
+    resolves a bare name to <user>/<name> then), and if it does not, the folder stays and the
+    retry command is printed.
     """
     client = api(token)
     try:
@@ -62,26 +64,46 @@ def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str 
         return repo_id
     full_id = repo_id if "/" in repo_id else f"{user}/{repo_id}"
     try:
-        client.create_repo(full_id, private=private, exist_ok=True, repo_type=repo_type)
+        ensure_repo(client, full_id, private, repo_type)
     except HfHubHTTPError as err:
         raise UsageError(f"could not create the Hub repo {full_id}: {err}. Check --hub_model_id and the token's "
                          "write access.") from err
     return full_id
 
 
+def ensure_repo(client: HfApi, repo_id: str, private: bool | None, repo_type: str = "model", **create) -> None:
+    """Create the repo if needed; when `private` is asked, make an existing public repo private.
+
+    (`create_repo(exist_ok=True)` leaves an existing repo's visibility as it is: asked for a private
+    repo, it would push into a public one without a word.)
+    """
+    client.create_repo(repo_id, private=private, exist_ok=True, repo_type=repo_type, **create)
+    if private and not client.repo_info(repo_id, repo_type=repo_type).private:
+        client.update_repo_settings(repo_id, private=True, repo_type=repo_type)
+        logger.warning("the %s repo %s existed as public: it is now private, as asked", repo_type, repo_id)
+
+
+def pushed_files(folder: Path) -> list[str]:
+    """The files of a run folder that a push uploads: an allow-list (artifacts.PUSHED_PATTERNS)."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and artifacts.is_pushed(p.name))
+
+
 def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = None,
                 commit_message: str | None = None) -> str:
-    """Upload a finished model folder in one commit (no checkpoints, pickles or caches)."""
+    """Upload a finished model folder's own files in one commit: the model, its tokenizer and the run's
+    files, nothing else the folder may hold (checkpoints, pickles, a .env, a virtual environment)."""
     folder = Path(folder)
-    point_card_at(folder, repo_id)
     client = api(token)
     try:
-        client.create_repo(repo_id, private=private, exist_ok=True)
+        if "/" not in repo_id:  # the Hub could not be reached before training: resolve <user>/<name> now
+            repo_id = f"{client.whoami()['name']}/{repo_id}"
+        point_card_at(folder, repo_id)
+        ensure_repo(client, repo_id, private)
         commit = client.upload_folder(
             repo_id=repo_id,
             folder_path=folder,
             commit_message=commit_message or f"Upload fine-tuned model from {folder.name}",
-            ignore_patterns=list(NOT_PUSHED),
+            allow_patterns=pushed_files(folder),
         )
     except Exception as err:
         raise PushError(
@@ -98,7 +120,7 @@ def point_card_at(folder: Path, repo_id: str) -> None:
         text = card.read_text()
         text = re.sub(r'model="[^"]*"', f'model="{repo_id}"', text)
         text = re.sub(r"`MODEL_ID=\S+ python app.py`", f"`MODEL_ID={repo_id} python app.py`", text)
-        card.write_text(text)
+        artifacts.write_text(card, text)
 
 
 def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> str:

@@ -34,6 +34,8 @@ class CardFacts:
     license: str | None = None
     data_notes: str = ""
     repo_id: str | None = None  # the Hub repo, for the usage snippet
+    unlabelled_splits: dict[str, int] = field(default_factory=dict)  # split -> reviews, labels hidden
+    hidden_label_rows: dict[str, int] = field(default_factory=dict)  # split -> rows dropped, label hidden
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -166,6 +168,14 @@ def _data_section(facts: CardFacts) -> str:
     dropped = {s: n for s, n in facts.dropped_rows.items() if n}
     if dropped:
         text += " Rows dropped for empty text or label: " + ", ".join(f"{s} {n}" for s, n in dropped.items()) + "."
+    hidden = {s: n for s, n in facts.hidden_label_rows.items() if n}
+    if hidden:
+        text += " Rows dropped because their label is hidden (-1): " + ", ".join(
+            f"{s} {n}" for s, n in hidden.items()) + "."
+    for split, n in facts.unlabelled_splits.items():
+        text += (f"\n\nThe **{split}** split ({n:,} reviews) has no labels (hidden, as many published test "
+                 f"splits are): it is predicted, not scored, so it has no results above. Its predictions are in "
+                 f"`predictions_{split}.csv`.")
     if facts.data_notes:
         text += "\n\n" + facts.data_notes
     return text

@@ -1,13 +1,13 @@
 """Writing a finished run's files next to its model: history, results, config, card."""
 
+import csv
 import importlib.metadata
+import io
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from finetune import artifacts, embedded
-from finetune.config import RunConfig
+from finetune.config import RunConfig, public_value
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
 from finetune.modeling import base_model_hub_id
@@ -64,6 +64,7 @@ def write_run_files(
     output_dir = Path(output_dir)
     history = epoch_history(log_history)
     split_sizes = {name: len(split) for name, split in data.splits.items()}
+    unlabelled = {name: len(split) for name, split in data.unlabelled.items()}
     artifacts.write_json(output_dir, artifacts.HISTORY_FILE, history)
     artifacts.write_json(
         output_dir,
@@ -74,12 +75,15 @@ def write_run_files(
             "confusion_matrices": confusion_matrices,
             "split_sizes": split_sizes,
             "dropped_rows": data.dropped,
+            "hidden_label_rows_dropped": data.hidden_labels,
+            "unlabelled_splits": {name: {"reviews": n, "predictions": artifacts.predictions_file(name)}
+                                  for name, n in unlabelled.items()},
         },
     )
-    (output_dir / artifacts.CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
     facts = CardFacts(
         model_name=Path(output_dir).name if repo_id is None else repo_id.split("/")[-1],
-        base_model=config.model.model_name_or_path or embedded.MODEL_HUB_ID,
+        base_model=public_value(config.model.model_name_or_path) or embedded.MODEL_HUB_ID,
         base_model_hub_id=base_model_hub_id(config.model),
         dataset_name=data.dataset_name,
         dataset_id=data.dataset_id,
@@ -95,9 +99,23 @@ def write_run_files(
         license=embedded.MODEL_LICENSE if config.model.model_name_or_path is None else None,
         data_notes=_data_notes(config),
         repo_id=repo_id or str(output_dir),
+        unlabelled_splits=unlabelled,
+        hidden_label_rows=data.hidden_labels,
     )
-    build_card(facts).save(output_dir / artifacts.CARD_FILE)
+    artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts
+
+
+def write_predictions(output_dir: Path, split: str, texts, probabilities: list[list[float]],
+                      label_names: list[str]) -> Path:
+    """predictions_<split>.csv: each review, its predicted label and the probability of every class."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", "predicted_label", *(f"p({name})" for name in label_names)])
+    for text, row in zip(texts, probabilities):
+        best = max(range(len(row)), key=row.__getitem__)
+        writer.writerow([text, label_names[best], *(f"{p:.6f}" for p in row)])
+    return artifacts.write_text(Path(output_dir) / artifacts.predictions_file(split), buffer.getvalue())
 
 
 def _data_notes(config: RunConfig) -> str:

@@ -61,8 +61,7 @@ def deploy_space(space_id: str, model_id: str, token: str, private: bool | None 
     client = hub.api(token)
     if "/" not in space_id:
         space_id = f"{client.whoami()['name']}/{space_id}"
-    client.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True,
-                       space_hardware=hardware)
+    hub.ensure_repo(client, space_id, private, "space", space_sdk="gradio", space_hardware=hardware)
     with tempfile.TemporaryDirectory(prefix="space-") as tmp:
         stage_space(Path(tmp), space_id, model_id)
         commit = client.upload_folder(repo_id=space_id, repo_type="space", folder_path=tmp,

@@ -34,42 +34,59 @@ from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import confusion_matrix, make_compute_metrics
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
-from finetune.report import write_run_files
+from finetune.report import write_predictions, write_run_files
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE, EXIT_PUSH_FAILED = 2, 3
+EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED = 2, 3, 4
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         config = parse_config(argv)
         setup_logging(config)
         set_cpu_threads(config)
-        resume = artifacts.claim_output_dir(
-            Path(config.training.output_dir), config.training.resume_from_checkpoint, config.run.overwrite_output_dir
+        output_dir = Path(config.training.output_dir)
+        resume = artifacts.check_output_dir(
+            output_dir, config.training.resume_from_checkpoint, config.run.overwrite_output_dir
         )
         push_target = plan_push(config)
         run = prepare(config)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
+            print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
     data, tokenized = run.data, run.tokenized
+    start_run_folder(config, resume)
 
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
     trainer = build_trainer(config, run)
     trainer.train(resume_from_checkpoint=resume)
-
-    banner("Evaluating the restored best model")
-    scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
-    if not trainer.is_world_process_zero():
-        return 0
-    output_dir = Path(config.training.output_dir)
+    # The trained model is saved before anything else can fail: evaluation, the card, the push.
     trainer.save_model(str(output_dir))
-    write_run_files(
-        output_dir, config, data, trainer.state.log_history, scores, matrices,
-        run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
-    )
+
+    try:
+        banner("Evaluating the restored best model")
+        scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
+        probabilities = predict_unlabelled(trainer, run.unlabelled)
+        if not trainer.is_world_process_zero():
+            return 0
+        write_run_files(
+            output_dir, config, data, trainer.state.log_history, scores, matrices,
+            run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
+        )
+        for split, rows in probabilities.items():
+            write_predictions(output_dir, split, data.unlabelled[split]["text"], rows, data.label_names)
+    except Exception as err:
+        if not trainer.is_world_process_zero():
+            raise
+        logger.exception("finishing the run failed")
+        print(f"error: the model is trained and saved in {output_dir} (it loads with from_pretrained), but "
+              f"finishing the run failed ({type(err).__name__}: {err}). Finish it without retraining: run the "
+              f"same command with --resume_from_checkpoint true, e.g.\n  {finish_command(argv)}",
+              file=sys.stderr)
+        return EXIT_FINISH_FAILED
     if push_target:
         banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
         try:
@@ -83,6 +100,42 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def start_run_folder(config: RunConfig, resume: str | None) -> None:
+    """Every check has passed: only now may an overwritten run's files go (so that the folder never
+    mixes two runs), and the run's configuration is written first, marking the folder as a run's."""
+    args = config.training
+    output_dir = Path(args.output_dir)
+    with args.main_process_first(desc="preparing the output folder"):
+        if args.process_index != 0:
+            return
+        if resume is None and config.run.overwrite_output_dir:
+            removed = artifacts.clear_previous_run(output_dir)
+            if removed:
+                logger.info("--overwrite_output_dir: removed the previous run's %s", ", ".join(removed))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
+
+
+def finish_command(argv: list[str]) -> str:
+    """This run's command line, resuming: training is complete, so only evaluation and writing remain."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in ("--resume_from_checkpoint", "--overwrite_output_dir"):
+            # their value, if given separately, goes too (a bare --overwrite_output_dir takes none)
+            skip = "=" not in arg and name == "--resume_from_checkpoint"
+            continue
+        kept.append(arg)
+    script = Path(__file__).resolve()
+    launcher = [sys.executable, str(script)]
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        launcher = ["accelerate", "launch", "--num_processes", os.environ["WORLD_SIZE"], str(script)]
+    return shlex.join([*launcher, *kept, "--resume_from_checkpoint", "true"])
+
+
 @dataclass
 class Prepared:
     """Everything training needs, loaded and checked."""
@@ -92,6 +145,7 @@ class Prepared:
     data: ReviewData
     tokenized: DatasetDict
     model: object
+    unlabelled: DatasetDict  # tokenized splits whose labels are hidden: predicted, not scored
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -102,9 +156,10 @@ def prepare(config: RunConfig) -> Prepared:
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed)
         tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
+        unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
-    return Prepared(tokenizer, max_length, data, tokenized, model)
+    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled)
 
 
 def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
@@ -129,18 +184,27 @@ class PushTarget:
 def plan_push(config: RunConfig) -> PushTarget | None:
     """Check the token and create the repo now: a run must not train for an hour, then fail on a login.
 
-    The Trainer's own push is switched off (it would create the repo inside __init__ and
-    write its own card); this project pushes its card and files after training.
+    Only the main process talks to the Hub; it tells the others whether the check passed, so that
+    they stop with it instead of waiting for it. The Trainer's own push is switched off (it would
+    create the repo inside __init__ and write its own card); this project pushes after training.
     """
     args = config.training
-    wanted = args.push_to_hub
-    explicit_token, args.hub_token = args.hub_token, None  # never pickled into training_args.bin
-    args.push_to_hub = False
+    wanted, args.push_to_hub = args.push_to_hub, False
     if not wanted:
         return None
-    token = hub.require_token(explicit_token)
-    repo_id = hub.prepare_repo(args.hub_model_id or Path(args.output_dir).name, token, args.hub_private_repo)
-    return PushTarget(repo_id, token, args.hub_private_repo)
+    target, problem = None, [None]
+    if args.process_index == 0:
+        try:
+            token = hub.require_token()
+            repo_id = hub.prepare_repo(args.hub_model_id or Path(args.output_dir).name, token, args.hub_private_repo)
+            target = PushTarget(repo_id, token, args.hub_private_repo)
+        except UsageError as err:
+            problem[0] = str(err)
+    if args.world_size > 1:
+        torch.distributed.broadcast_object_list(problem, src=0)  # the message only: the token stays here
+    if problem[0] is not None:
+        raise UsageError(problem[0])
+    return target  # None in the other processes: they never push
 
 
 def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
@@ -158,6 +222,15 @@ def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
         }
         matrices[split] = confusion_matrix(predictions, output.label_ids, label_names)
     return scores, matrices
+
+
+def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict) -> dict[str, list[list[float]]]:
+    """Class probabilities for every review of the splits without labels."""
+    probabilities = {}
+    for split, dataset in tokenized.items():
+        logits = torch.from_numpy(np.asarray(trainer.predict(dataset).predictions, dtype=np.float32))
+        probabilities[split] = torch.softmax(logits, dim=-1).tolist()
+    return probabilities
 
 
 def set_cpu_threads(config: RunConfig) -> None:

@@ -111,12 +111,11 @@ def review_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def tiny_run_args(tiny_bert: Path, review_files: dict[str, Path], output_dir: Path, *extra: str) -> list[str]:
-    """Flags for a fast run of the real pipeline on the tiny BERT."""
+    """Flags for a fast run of the real pipeline on the tiny BERT (data: the files given, or flags in extra)."""
+    files = [arg for split, path in review_files.items() for arg in (f"--{split}_file", str(path))]
     return [
         "--model_name_or_path", str(tiny_bert),
-        "--train_file", str(review_files["train"]),
-        "--validation_file", str(review_files["validation"]),
-        "--test_file", str(review_files["test"]),
+        *files,
         "--output_dir", str(output_dir),
         "--num_train_epochs", "2",
         "--learning_rate", "3e-3",

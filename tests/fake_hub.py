@@ -1,8 +1,8 @@
 """A small fake of the Hugging Face Hub's HTTP API, for tests: runs on 127.0.0.1.
 
 It speaks what `huggingface_hub` and `transformers` ask for to create a repo, commit
-files (regular upload mode: contents inline as base64), validate a card's YAML, set
-Space variables and download files back. It keeps every repo's files and every
+files (regular upload mode: contents inline as base64), validate a card's YAML, change a
+repo's visibility, set Space variables and download files back. It keeps every repo's files and every
 request body in memory so tests can read what was pushed. Test code, not product code.
 """
 
@@ -212,6 +212,26 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, {k: {"value": v} for k, v in repo.variables.items()})
             return
         self._error(404, "NotFound", f"fake hub does not serve POST {path}")
+
+
+    def do_PUT(self):
+        path = unquote(urlparse(self.path).path)
+        body = self._body()
+        self.fake.requests.append(("PUT", path))
+        if not self._authorized():
+            return self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+        match = re.fullmatch(r"/api/(models|datasets|spaces)/(.+?)/settings", path)
+        if match:
+            repo = self._repo(_TYPES[match.group(1)], match.group(2))
+            if repo:
+                payload = json.loads(body)
+                if "visibility" in payload:
+                    repo.private = payload["visibility"] == "private"
+                elif "private" in payload:
+                    repo.private = bool(payload["private"])
+                self._send(200, {})
+            return
+        self._error(404, "NotFound", f"fake hub does not serve PUT {path}")
 
 
 def _card_metadata_errors(readme: str) -> list[dict]:

@@ -1,8 +1,11 @@
 """Pushing to the Hub through the real huggingface_hub client and real HTTP, against a fake Hub."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,10 +15,14 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from finetune import artifacts
+from finetune.hub import api as hub_api
+from finetune.hub import push_folder as hub_push_folder
 from finetune.push import main as push_main
+from finetune.space import main as space_main
 from finetune.train import EXIT_PUSH_FAILED, EXIT_USAGE, main
 
 TOKEN = "hf_fakeTokenForTests0123456789abcdef"
+ACCELERATE = Path(sys.executable).parent / "accelerate"
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +171,69 @@ def test_unknown_hub_model_fails_before_reading_data(fake_hub, review_files, tmp
     assert code == EXIT_USAGE
     assert "--model_name_or_path nobody/no-such-model: not a model folder and not loadable from the Hub" in \
         capsys.readouterr().err
+
+
+def test_push_uploads_only_the_runs_own_files_from_a_folder_that_holds_more(pushed_run, token, tmp_path):
+    hub, output_dir, _ = pushed_run
+    folder = shutil.copytree(output_dir, tmp_path / "crowded")
+    (folder / ".env").write_text("HF_TOKEN=hf_secret\n")
+    (folder / "credentials.json").write_text("{}")
+    (folder / "notes.txt").write_text("private notes")
+    (folder / ".venv" / "bin").mkdir(parents=True)
+    (folder / ".venv" / "bin" / "python").write_text("")
+    assert push_main([str(folder), "--repo", "me/crowded"]) == 0
+    expected = {p.name for p in output_dir.iterdir() if p.is_file() and p.name != "training_args.bin"}
+    assert set(hub.repo("me/crowded").files) == expected
+
+
+@pytest.mark.parametrize("command", ["push", "train", "space"])
+def test_private_flag_makes_an_existing_public_repo_private(pushed_run, tiny_bert, review_files, token, tmp_path,
+                                                            command):
+    hub, output_dir, _ = pushed_run
+    repo_type = "space" if command == "space" else "model"
+    repo_id = f"me/public-{command}"
+    hub_api(TOKEN).create_repo(repo_id, repo_type=repo_type, private=False, **(
+        {"space_sdk": "gradio"} if repo_type == "space" else {}))
+    assert not hub.repo(repo_id, repo_type).private
+    if command == "push":
+        assert push_main([str(output_dir), "--repo", repo_id, "--private"]) == 0
+    elif command == "space":
+        assert space_main(["--space", repo_id, "--model_id", "me/tiny-reviews", "--private"]) == 0
+    else:
+        # Made private before training starts: a bad column then stops the run, the repo is private already.
+        code = main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", "--push_to_hub", "--hub_model_id",
+                                  repo_id, "--hub_private_repo", "true", "--text_column_name", "nope"))
+        assert code == EXIT_USAGE
+    assert hub.repo(repo_id, repo_type).private
+
+
+def test_pushed_files_carry_no_local_path(pushed_run, review_files):
+    hub, output_dir, _ = pushed_run
+    local_paths = {str(review_files["train"].parent), str(output_dir.parent)}
+    leaks = {name: path for name, data in hub.repo("me/tiny-reviews").files.items() for path in local_paths
+             if path.encode() in data}
+    assert leaks == {}
+    card = ModelCard.load("me/tiny-reviews")
+    assert {r.dataset_type for r in card.data.eval_results} == {"train.csv"}
+    assert {r.dataset_name for r in card.data.eval_results} == {"train.csv"}
+
+
+def test_push_of_a_bare_name_goes_to_the_users_namespace(pushed_run, token):
+    """When the Hub was down before training, the repo id is still a bare name at push time."""
+    hub, output_dir, _ = pushed_run
+    url = hub_push_folder(output_dir, "bare-name", TOKEN)
+    assert "me/bare-name" in url and "model.safetensors" in hub.repo("me/bare-name").files
+
+
+def test_only_the_main_process_talks_to_the_hub(fake_hub, tiny_bert, review_files, tmp_path):
+    before = len(fake_hub.requests)
+    command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0",
+               "finetune/train.py", *tiny_run_args(tiny_bert, review_files, tmp_path / "two", "--num_train_epochs",
+                                                   "1", "--per_device_train_batch_size", "8", "--push_to_hub",
+                                                   "--hub_model_id", "me/two-processes")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_TOKEN": TOKEN}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    requests = fake_hub.requests[before:]
+    assert requests.count(("GET", "/api/whoami-v2")) == 1
+    assert len(fake_hub.repo("me/two-processes").commits) == 1
