@@ -47,6 +47,8 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> 
         # TrainingArguments resolves --bf16/--fp16 and `accelerate launch --mixed_precision` into one value.
         "mixed_precision": args.mixed_precision,
         "metric_for_best_model": args.metric_for_best_model,
+        "early_stopping": "off" if config.run.early_stopping_patience is None else (
+            f"patience {config.run.early_stopping_patience} evaluations, threshold {config.run.early_stopping_threshold}"),
     }
 
 

@@ -25,11 +25,11 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import Trainer, set_seed
+from transformers import EarlyStoppingCallback, Trainer, set_seed
 
 from finetune import artifacts, hub
 from finetune.config import RunConfig, parse_config
-from finetune.data import ReviewData, load_review_data, tokenize_splits
+from finetune.data import ReviewData, load_review_data, restore_order, sort_by_length, tokenize_splits
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import confusion_matrix, make_compute_metrics
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         banner("Evaluating the restored best model")
         scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
-        probabilities = predict_unlabelled(trainer, run.unlabelled)
+        probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
         if not trainer.is_world_process_zero():
             return 0
         write_run_files(
@@ -143,9 +143,10 @@ class Prepared:
     tokenizer: object
     max_length: int
     data: ReviewData
-    tokenized: DatasetDict
+    tokenized: DatasetDict  # train as it comes; the others sorted by length (see `orders`)
     model: object
-    unlabelled: DatasetDict  # tokenized splits whose labels are hidden: predicted, not scored
+    unlabelled: DatasetDict  # tokenized splits whose labels are hidden: predicted, not scored; sorted too
+    orders: dict[str, np.ndarray]  # split -> sort_by_length's order, to put per-review results back
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -157,9 +158,16 @@ def prepare(config: RunConfig) -> Prepared:
         data = load_review_data(config.data, config.training.seed)
         tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
         unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length)
+    orders = {}
+    for splits in (tokenized, unlabelled):
+        for name in [n for n in splits if n != "train"]:
+            if config.run.sort_eval_by_length:
+                splits[name], orders[name] = sort_by_length(splits[name])
+            else:
+                orders[name] = np.arange(len(splits[name]))
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled)
+    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders)
 
 
 def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
@@ -170,8 +178,15 @@ def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
         eval_dataset=run.tokenized["validation"],
         processing_class=run.tokenizer,  # its default collator pads each batch to its longest review
         compute_metrics=make_compute_metrics(run.data.label_names),
-        callbacks=[LogLossAtEpochEnd()],
+        callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
+
+
+def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:
+    """Stop when the metric that picks the best model has not improved for `patience` evaluations."""
+    if config.run.early_stopping_patience is None:
+        return []
+    return [EarlyStoppingCallback(config.run.early_stopping_patience, config.run.early_stopping_threshold)]
 
 
 @dataclass
@@ -224,12 +239,12 @@ def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
     return scores, matrices
 
 
-def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict) -> dict[str, list[list[float]]]:
-    """Class probabilities for every review of the splits without labels."""
+def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray]):
+    """Class probabilities for every review of the splits without labels, in the data's own order."""
     probabilities = {}
     for split, dataset in tokenized.items():
-        logits = torch.from_numpy(np.asarray(trainer.predict(dataset).predictions, dtype=np.float32))
-        probabilities[split] = torch.softmax(logits, dim=-1).tolist()
+        logits = restore_order(np.asarray(trainer.predict(dataset).predictions, dtype=np.float32), orders[split])
+        probabilities[split] = torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
     return probabilities
 
 

@@ -1,0 +1,71 @@
+"""Evaluation in length-sorted batches, and early stopping."""
+
+import numpy as np
+import pytest
+from conftest import make_reviews, tiny_run_args, write_csv
+from datasets import Dataset
+
+from finetune import artifacts
+from finetune.data import restore_order, sort_by_length
+from finetune.errors import UsageError
+from finetune.train import EXIT_USAGE, main
+
+
+def test_sort_by_length_puts_longest_first_and_restore_order_undoes_it():
+    split = Dataset.from_dict({"input_ids": [[1] * n for n in (3, 9, 1, 9, 5)], "label": [0, 1, 2, 3, 4]})
+    ordered, order = sort_by_length(split)
+    assert [len(ids) for ids in ordered["input_ids"]] == [9, 9, 5, 3, 1]
+    assert list(ordered["label"]) == [1, 3, 4, 0, 2]  # ties keep their order
+    rows = np.array(ordered["label"])[:, None] * np.ones((1, 2))
+    assert restore_order(rows, order)[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_sorted_evaluation_gives_the_same_metrics_and_predictions_as_unsorted(trained_run, review_files, tmp_path):
+    """The restored model, scored on test in file order and in length order: the same numbers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+    from finetune.metrics import make_compute_metrics
+
+    tokenizer = AutoTokenizer.from_pretrained(trained_run)
+    model = AutoModelForSequenceClassification.from_pretrained(trained_run)
+    rows = Dataset.from_csv(str(review_files["test"]))
+    labels = ["negative", "positive"]
+    encoded = Dataset.from_dict({**tokenizer(list(rows["text"])), "labels": [labels.index(x) for x in rows["label"]]})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, use_cpu=True,
+                             report_to=[], disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, processing_class=tokenizer, compute_metrics=make_compute_metrics(labels))
+    plain = trainer.predict(encoded)
+    ordered, order = sort_by_length(encoded)
+    assert order.tolist() != list(range(len(order)))  # the test really reorders
+    sorted_run = trainer.predict(ordered)
+    for key in ("test_accuracy", "test_f1", "test_precision", "test_recall"):
+        assert sorted_run.metrics[key] == pytest.approx(plain.metrics[key], abs=1e-9)
+    assert sorted_run.metrics["test_loss"] == pytest.approx(plain.metrics["test_loss"], rel=1e-5)
+    assert torch.allclose(torch.from_numpy(restore_order(sorted_run.predictions, order)),
+                          torch.from_numpy(plain.predictions), atol=1e-5)
+    # The training run scored test this way: its confusion matrix adds up to the same predictions.
+    predicted, truth = plain.predictions.argmax(-1), np.array(encoded["labels"])
+    expected = [[int(((truth == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)]
+    assert artifacts.read_json(trained_run, artifacts.RESULTS_FILE)["confusion_matrices"]["test"] == expected
+
+
+def test_early_stopping_stops_when_the_metric_stops_improving(tiny_bert, review_files, tmp_path):
+    # A learning rate of 0 never improves anything: patience 1 stops after the second evaluation.
+    output_dir = tmp_path / "stopped"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "5",
+                              "--learning_rate", "0", "--early_stopping_patience", "1")) == 0
+    history = artifacts.read_json(output_dir, artifacts.HISTORY_FILE)
+    assert [row["epoch"] for row in history] == [1.0, 2.0]
+    assert "patience 1" in (output_dir / "README.md").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--early_stopping_patience", "0"], "--early_stopping_patience 0: must be at least 1"),
+    (["--early_stopping_threshold", "0.01"], "--early_stopping_threshold needs --early_stopping_patience"),
+    (["--early_stopping_patience", "2", "--eval_strategy", "no", "--save_strategy", "no",
+      "--load_best_model_at_end", "false"], "--early_stopping_patience needs evaluations"),
+])
+def test_early_stopping_flags_that_cannot_work_are_refused(tiny_bert, review_files, tmp_path, capsys, flags, message):
+    assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
+    assert message in capsys.readouterr().err
