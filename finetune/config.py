@@ -6,6 +6,7 @@ Precedence, lowest to highest: the project's defaults (``PROJECT_DEFAULTS``), a
 users know from transformers' ``run_classification.py``.
 """
 
+import codecs
 import dataclasses
 import os
 import re
@@ -19,8 +20,10 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from finetune.errors import UsageError
 
-DATA_FILE_EXTENSIONS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 EMPTY_TEXT_POLICIES = ("drop", "error")
+CSV_DELIMITERS = (",", ";", "\t", "|")  # detected in this order of preference
+DELIMITER_WORDS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
 
 
 @dataclass
@@ -65,7 +68,9 @@ class DataArguments:
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
-    train_file: str | None = field(default=None, metadata={"help": "Local CSV, JSON(L) or Parquet training file."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet training file."}
+    )
     validation_file: str | None = field(
         default=None, metadata={"help": "Local validation file. Default: carved from train (stratified, seeded)."}
     )
@@ -95,6 +100,20 @@ class DataArguments:
         default="drop",
         metadata={"help": "Reviews with empty or missing text or label: 'drop' them (and count them) or 'error'."},
     )
+    file_encoding: str = field(
+        default="utf-8",
+        metadata={
+            "help": "Text encoding of the CSV and JSON files, e.g. cp1252 for files saved by Excel on Windows. "
+            "Default utf-8 (a byte order mark is fine)."
+        },
+    )
+    csv_delimiter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Field separator of the CSV files: one character, or 'tab'. Default: detected from the "
+            "header among , ; tab | (tab for .tsv files); the log says which one was used."
+        },
+    )
 
     def __post_init__(self):
         if self.dataset_name and self.train_file:
@@ -119,6 +138,25 @@ class DataArguments:
             raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
         if self.empty_text not in EMPTY_TEXT_POLICIES:
             raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
+        self._check_file_encoding()
+        if self.csv_delimiter is not None:
+            self.csv_delimiter = DELIMITER_WORDS.get(self.csv_delimiter.lower(), self.csv_delimiter)
+            if len(self.csv_delimiter) != 1 or self.csv_delimiter in "\"\r\n":
+                raise UsageError(
+                    f"--csv_delimiter {self.csv_delimiter!r}: pass one character (e.g. ';' or '|') or 'tab', "
+                    "or leave it out to detect it."
+                )
+
+    def _check_file_encoding(self) -> None:
+        try:
+            is_text = getattr(codecs.lookup(self.file_encoding), "_is_text_encoding", True)
+        except LookupError:
+            is_text = False
+        if not is_text:
+            raise UsageError(
+                f"--file_encoding {self.file_encoding}: not a text encoding Python knows. Pass a name such as "
+                "utf-8, cp1252, latin-1 or utf-16 (see `file -i yourfile.csv`)."
+            )
 
     @property
     def uses_embedded_data(self) -> bool:
@@ -142,9 +180,36 @@ class RunArguments:
         },
     )
 
+    sort_eval_by_length: bool = field(
+        default=True,
+        metadata={
+            "help": "Predict validation and test in length-sorted batches (each pads to similar lengths, as the "
+            "demo's do); results come back in the data's order, so scores are unchanged. false: in data order, "
+            "as the Trainer alone does (slower; kept for comparison, see bench/time_to_result.py)."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training when the metric that picks the best model (--metric_for_best_model) has not "
+            "improved for this many evaluations (transformers' EarlyStoppingCallback). Default: off."
+        },
+    )
+    early_stopping_threshold: float = field(
+        default=0.0,
+        metadata={"help": "With --early_stopping_patience: the smallest change that counts as an improvement."},
+    )
+
     def __post_init__(self):
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise UsageError(f"--early_stopping_patience {self.early_stopping_patience}: must be at least 1.")
+        if self.early_stopping_threshold < 0:
+            raise UsageError(f"--early_stopping_threshold {self.early_stopping_threshold}: must be 0 or more.")
+        if self.early_stopping_threshold and self.early_stopping_patience is None:
+            raise UsageError("--early_stopping_threshold needs --early_stopping_patience (how many evaluations "
+                             "without that much improvement stop the run).")
 
 
 # What this project changes from TrainingArguments' own defaults, and why.
@@ -181,15 +246,30 @@ class RunConfig:
     run: RunArguments
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The resolved configuration, as saved next to the model (no secrets)."""
+        """The resolved configuration, as saved next to the model and published with it: no secrets, and
+        local paths (data files, folders) reduced to their last part, which is all a reader needs."""
         training = self.training.to_dict()  # to_dict() already masks hub_token
         training.pop("hub_token", None)
-        return {
+        sections = {
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "training": training,
             "run": dataclasses.asdict(self.run),
         }
+        return {name: {key: public_value(value) for key, value in values.items()} for name, values in sections.items()}
+
+
+def public_value(value: Any) -> Any:
+    """A local path becomes its file or folder name (`/home/me/private/reviews.csv` -> `reviews.csv`)."""
+    if isinstance(value, str) and looks_like_local_path(value):
+        return Path(value.rstrip("/")).name or value
+    return value
+
+
+def looks_like_local_path(value: str) -> bool:
+    if not value or "\n" in value or "://" in value:
+        return False
+    return value.startswith(("/", "~", "./", "../")) or (os.sep in value and Path(value).expanduser().exists())
 
 
 def build_parser() -> HfArgumentParser:
@@ -225,6 +305,21 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         raise
     except ValueError as err:  # TrainingArguments' own checks: prefix them so the user sees which layer spoke
         raise UsageError(f"invalid training arguments: {err}") from err
+    if run.early_stopping_patience is not None and (
+            training.eval_strategy == "no" or not training.load_best_model_at_end or not training.metric_for_best_model):
+        raise UsageError(
+            "--early_stopping_patience needs evaluations to compare and a best model to keep: leave "
+            "--eval_strategy, --load_best_model_at_end and --metric_for_best_model at their defaults "
+            "(epoch, true, f1) or set them."
+        )
+    if training.hub_token:
+        # Never echo the value: it would land in terminals and CI logs.
+        raise UsageError(
+            "--hub_token: a token on the command line (or in a recipe) is visible to every user of this machine "
+            "(`ps`), stays in your shell history and, under `accelerate launch`, is printed again in its error "
+            "traceback. Log in once with `hf auth login`, or export HF_TOKEN=hf_..., and drop --hub_token. "
+            "If you typed a real token, revoke it at https://huggingface.co/settings/tokens."
+        )
     if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.lower() == "false":
         training.resume_from_checkpoint = None
     return RunConfig(model=model, data=data, training=training, run=run)

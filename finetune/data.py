@@ -7,12 +7,15 @@ works on `datasets` objects, so tests feed it small in-memory datasets.
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 
 from finetune import embedded
-from finetune.config import DataArguments, data_file_format
+from finetune.config import DataArguments, public_value
+from finetune.data_files import read_data_file
 from finetune.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +32,10 @@ class ReviewData:
     dataset_name: str  # for people: the card and the logs
     dataset_id: str | None  # a Hub dataset id, so the card's metadata links to it
     dropped: dict[str, int] = field(default_factory=dict)  # split -> rows without text or label
+    # Splits whose labels are all hidden (-1 or missing, as Hub test splits often publish them):
+    # predicted after training, not scored. Column `text` only.
+    unlabelled: DatasetDict = field(default_factory=DatasetDict)
+    hidden_labels: dict[str, int] = field(default_factory=dict)  # split -> rows dropped for a hidden label
 
 
 def load_review_data(args: DataArguments, seed: int) -> ReviewData:
@@ -36,10 +43,13 @@ def load_review_data(args: DataArguments, seed: int) -> ReviewData:
     if args.uses_embedded_data:
         name, hub_id = embedded.DATA_NAME, None
     elif args.dataset_name:
-        name = args.dataset_name + (f" ({args.dataset_config_name})" if args.dataset_config_name else "")
-        hub_id = args.dataset_name
+        # A local dataset folder is published by its name only, and is no Hub id to link to.
+        local = Path(args.dataset_name).expanduser().exists()
+        name = (Path(args.dataset_name).name if local else args.dataset_name) + (
+            f" ({args.dataset_config_name})" if args.dataset_config_name else "")
+        hub_id = None if local else args.dataset_name
     else:
-        name, hub_id = args.train_file, None
+        name, hub_id = public_value(args.train_file), None
     return prepare_splits(raw, args, seed, dataset_name=name, dataset_id=hub_id)
 
 
@@ -59,15 +69,14 @@ def load_raw_splits(args: DataArguments) -> DatasetDict:
                 "--train_file instead."
             ) from err
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    splits = {}
-    for split, path in files.items():
-        if path is None:
-            continue
-        try:
-            splits[split] = load_dataset(data_file_format(path), data_files=path, split="train")
-        except Exception as err:
-            raise UsageError(f"--{split}_file {path}: could not read it ({type(err).__name__}: {err}).") from err
-    return DatasetDict(splits)
+    columns = (args.text_column_name, args.label_column_name)
+    return DatasetDict(
+        {
+            split: read_data_file(path, f"{split}_file", args.file_encoding, args.csv_delimiter, columns)
+            for split, path in files.items()
+            if path is not None
+        }
+    )
 
 
 def load_embedded_reviews(seed: int = embedded.SPLIT_SEED) -> DatasetDict:
@@ -123,41 +132,73 @@ def prepare_splits(
         _check_columns(split, name, args)
 
     dropped = {}
-    for name in list(splits):
-        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name)
-        if len(splits[name]) == 0:
-            raise UsageError(
-                f"the {name} split is empty after dropping rows without text or label. Check "
-                f"--text_column_name {args.text_column_name} and --label_column_name {args.label_column_name}."
-            )
-
+    # Train must be labelled: a row without a label (or with a hidden one) teaches nothing.
+    splits["train"], dropped["train"] = drop_empty_rows(splits["train"], args, "train")
+    _require_rows(splits["train"], "train", args)
     label_names = label_names_of(splits["train"], args.label_column_name)
     if len(label_names) < 2:
         raise UsageError(
             f"column '{args.label_column_name}' of train holds a single label ({label_names}): a classifier needs 2+."
         )
+    unlabelled, hidden = {}, {}
+    for name in [n for n in splits if n != "train"]:
+        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=False)
+        hidden_mask = hidden_label_mask(splits[name], args.label_column_name, label_names)
+        if len(splits[name]) and all(hidden_mask):
+            logger.warning("the %s split's labels are all hidden (-1 or missing): its %d reviews will be predicted, "
+                           "not scored", name, len(splits[name]))
+            texts = splits.pop(name)[args.text_column_name]
+            unlabelled[name] = Dataset.from_dict({"text": list(texts)})
+            continue
+        hidden[name] = sum(hidden_mask)
+        if hidden[name]:
+            if args.empty_text == "error":
+                raise UsageError(
+                    f"the {name} split has {hidden[name]} of {len(hidden_mask)} rows with a hidden label (-1 or "
+                    "missing). Remove them, or pass --empty_text drop to drop and count them."
+                )
+            splits[name] = splits[name].select([i for i, is_hidden in enumerate(hidden_mask) if not is_hidden])
+    for name, split in splits.items():
+        _require_rows(split, name, args)
     for name in list(splits):
         splits[name] = encode_labels(splits[name], args, label_names, name)
 
     if "validation" not in splits:
+        if "validation" in unlabelled:
+            logger.warning("validation has no labels: carving a labelled validation split from train instead")
         splits["train"], splits["validation"] = carve_validation(
             splits["train"], args.validation_split_percentage / 100, seed
         )
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
     for name, limit in limits.items():
-        if name in splits and limit is not None:
-            splits[name] = take_subset(splits[name], limit, seed)
+        for group in (splits, unlabelled):
+            if name in group and limit is not None:
+                group[name] = take_subset(group[name], limit, seed)
 
     for name, count in dropped.items():
         if count:
             logger.warning("dropped %d %s rows with empty or missing text or label", count, name)
+    for name, count in hidden.items():
+        if count:
+            logger.warning("dropped %d %s rows whose label is hidden (-1 or missing); %d remain", count, name,
+                           len(splits[name]))
     return ReviewData(
         splits=DatasetDict(splits),
         label_names=label_names,
         dataset_name=dataset_name,
         dataset_id=dataset_id,
         dropped=dropped,
+        unlabelled=DatasetDict(unlabelled),
+        hidden_labels={name: count for name, count in hidden.items() if count},
     )
+
+
+def _require_rows(split: Dataset, name: str, args: DataArguments) -> None:
+    if len(split) == 0:
+        raise UsageError(
+            f"the {name} split is empty after dropping rows without text or label. Check "
+            f"--text_column_name {args.text_column_name} and --label_column_name {args.label_column_name}."
+        )
 
 
 def _check_columns(split: Dataset, name: str, args: DataArguments) -> None:
@@ -169,12 +210,19 @@ def _check_columns(split: Dataset, name: str, args: DataArguments) -> None:
             )
 
 
-def drop_empty_rows(split: Dataset, args: DataArguments, name: str) -> tuple[Dataset, int]:
+def drop_empty_rows(split: Dataset, args: DataArguments, name: str, check_label: bool = True) -> tuple[Dataset, int]:
+    """Drop rows without text, and (for train) rows without a usable label, ClassLabel's hidden -1 included."""
     text, label = args.text_column_name, args.label_column_name
+    hidden_class = isinstance(split.features[label], ClassLabel)
+
+    def has_label(value) -> bool:
+        if value is None or str(value).strip() == "":
+            return False
+        return not (hidden_class and value < 0)
 
     def keep(batch):
         return [
-            isinstance(t, str) and t.strip() != "" and lab is not None and str(lab).strip() != ""
+            isinstance(t, str) and t.strip() != "" and (not check_label or has_label(lab))
             for t, lab in zip(batch[text], batch[label])
         ]
 
@@ -188,15 +236,86 @@ def drop_empty_rows(split: Dataset, args: DataArguments, name: str) -> tuple[Dat
     return kept, dropped
 
 
+HIDDEN_LABEL = -1  # how Hub datasets (GLUE, SST-2, ...) publish a test split whose labels are secret
+
+
+def hidden_label_mask(split: Dataset, column: str, label_names: list[str]) -> list[bool]:
+    """Which rows' labels are hidden: missing, ClassLabel -1, or a numeric -1 that is not one of train's labels."""
+    feature = split.features[column]
+    minus_one_is_hidden = str(HIDDEN_LABEL) not in label_names
+
+    def hidden(value) -> bool:
+        if value is None or str(value).strip() == "":
+            return True
+        if isinstance(feature, ClassLabel):
+            return value < 0
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return minus_one_is_hidden and is_number and value == HIDDEN_LABEL
+
+    return [hidden(value) for value in split[column]]
+
+
 def label_names_of(train: Dataset, column: str) -> list[str]:
-    """ClassLabel names when the data has them, else the sorted set of train's labels (numbers sort as numbers)."""
+    """ClassLabel names when the data has them, else the sorted set of train's labels (numbers sort as numbers).
+
+    Raises UsageError when train's labels cannot make a classifier (see check_labels_teachable).
+    """
     feature = train.features[column]
+    values = list(train[column])
+    numeric = not isinstance(feature, ClassLabel) and all(_is_number(v) for v in values)
     if isinstance(feature, ClassLabel):
-        return list(feature.names)
-    values = set(train[column])
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return [_number_name(v) for v in sorted(values)]
-    return sorted(str(v) for v in values)
+        names = list(feature.names)
+        labels = [names[v] for v in values if 0 <= v < len(names)]
+    elif numeric:
+        _refuse_continuous(values, column)
+        names = [_number_name(v) for v in sorted(set(values))]
+        labels = [_number_name(v) for v in values]
+    else:
+        names = sorted({str(v) for v in values})
+        labels = [str(v) for v in values]
+    check_labels_teachable(labels, column, numeric)
+    return names
+
+
+def _refuse_continuous(values: list, column: str) -> None:
+    """Numbers with fractions other than halves (3.7, 4.15) are a regression target, not classes.
+
+    Whole numbers (1-5 stars) and halves (3.5 stars) are classes.
+    """
+    fractional = list(dict.fromkeys(v for v in values if not float(v * 2).is_integer()))
+    if fractional:
+        distinct = len(set(values))
+        examples = ", ".join(_number_name(v) for v in fractional[:3])
+        how_many = f"{distinct} distinct numbers" + (
+            " with fractions" if len(fractional) == distinct else f", {len(fractional)} of them with fractions"
+        )
+        raise UsageError(
+            f"column '{column}' of train holds {how_many} (e.g. {examples}): this looks like a regression target, "
+            "and this tool trains classifiers only (regression is not supported). Bin the values into classes "
+            "(e.g. whole stars, or low/medium/high) in a new column and pass its name with --label_column_name."
+        )
+
+
+def check_labels_teachable(labels: list[str], column: str, numeric: bool = False) -> None:
+    """Refuse more distinct labels than half the rows (fewer than 2 examples a class); warn about single examples."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    examples = ", ".join(list(counts)[:3])
+    if len(counts) >= 2 and len(counts) > len(labels) / 2:
+        raise UsageError(
+            f"column '{column}' of train holds {len(counts)} distinct labels in {len(labels)} rows (e.g. {examples}): "
+            "fewer than 2 examples a class, more classes than the data can teach. Check that --label_column_name "
+            "names the label column (not an id or a text), merge rare labels, or add reviews"
+            + ("; if the numbers are a score, bin them into classes (regression is not supported)." if numeric else ".")
+        )
+    single = [label for label, count in counts.items() if count == 1]
+    if single:
+        logger.warning(
+            "%d of %d labels in column '%s' of train have a single example (%s): the model can hardly learn them, "
+            "and they cannot be in both train and validation",
+            len(single), len(counts), column, ", ".join(single[:5]) + (", ..." if len(single) > 5 else ""),
+        )
 
 
 def encode_labels(split: Dataset, args: DataArguments, label_names: list[str], name: str) -> Dataset:
@@ -253,6 +372,28 @@ def tokenize_splits(splits: DatasetDict, tokenizer, max_length: int, pad_to_max_
         )
 
     return splits.map(tokenize, batched=True, remove_columns=["text"], desc="Tokenizing")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sort_by_length(split: Dataset) -> tuple[Dataset, np.ndarray]:
+    """The split in length order, longest first, and the order (row i of the result is row order[i]).
+
+    Evaluation batches then pad to similar lengths, as the serving path's do (random batches pad
+    to their longest review). Longest first: a batch too big for memory fails at once, not at the end.
+    """
+    lengths = np.fromiter((len(ids) for ids in split["input_ids"]), dtype=np.int64, count=len(split))
+    order = np.argsort(-lengths, kind="stable")
+    return split.select(order).flatten_indices(), order
+
+
+def restore_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Undo sort_by_length on per-row results: result[order[i]] = rows[i]."""
+    restored = np.empty_like(rows)
+    restored[order] = rows
+    return restored
 
 
 def _number_name(value) -> str:

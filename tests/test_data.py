@@ -51,6 +51,38 @@ def test_prepare_splits_refuses_labels_that_train_lacks():
         _prepare({"train": train, "validation": train, "test": test})
 
 
+def test_prepare_splits_refuses_continuous_labels_as_a_regression_target():
+    scores = [round(1.01 + i / 20, 2) for i in range(79)] + [1.01]  # 80 rows, 79 distinct values
+    with pytest.raises(UsageError) as caught:
+        _prepare({"train": _split([f"review {i}" for i in range(80)], scores)})
+    message = str(caught.value)
+    assert "column 'label' of train holds 79 distinct numbers with fractions (e.g. 1.01, 1.06, 1.11)" in message
+    assert "regression is not supported" in message and "Bin the values into classes" in message
+
+
+def test_prepare_splits_keeps_whole_and_half_number_labels():
+    data = _prepare({"train": _split(["a"] * 12, [1.0, 2.0, 3.0] * 4)})
+    assert data.label_names == ["1", "2", "3"]
+    data = _prepare({"train": _split(["a"] * 12, [3.5, 4.0, 4.5] * 4)})
+    assert data.label_names == ["3.5", "4", "4.5"]
+
+
+def test_prepare_splits_refuses_more_classes_than_the_rows_can_teach():
+    train = _split([f"review {i}" for i in range(30)], [f"user{i % 20}" for i in range(30)])
+    with pytest.raises(UsageError, match=r"holds 20 distinct labels in 30 rows \(e.g. user0, user1, user2\): fewer "
+                       r"than 2 examples a class.*--label_column_name"):
+        _prepare({"train": train})
+    with pytest.raises(UsageError, match="regression is not supported"):
+        _prepare({"train": _split(["a"] * 10, list(range(8)) + [1, 2])})
+
+
+def test_prepare_splits_warns_about_classes_with_a_single_example(caplog):
+    train = _split([f"review {i}" for i in range(21)], ["pos", "neg"] * 10 + ["meh"])
+    data = _prepare({"train": train, "validation": train})
+    assert data.label_names == ["meh", "neg", "pos"]
+    assert "1 of 3 labels in column 'label' of train have a single example (meh)" in caplog.text
+
+
 def test_prepare_splits_names_missing_column_and_lists_existing():
     train = Dataset.from_dict({"review": ["a", "b"], "stars": [1, 2]})
     with pytest.raises(UsageError, match=r"no column 'text' \(it has: review, stars\).*--text_column_name"):
