@@ -86,9 +86,25 @@ def test_default_output_dir_names_model_and_data():
     assert default_output_dir("/models/tiny/", None, "data/My Reviews.csv") == "outputs/tiny-my-reviews"
 
 
-def test_run_config_to_dict_holds_no_token():
-    config = parse_config(["--hub_token", "hf_secret_value"])
-    assert "hf_secret_value" not in str(config.to_dict())
+def test_parse_config_refuses_a_token_flag_without_repeating_it(tmp_path):
+    with pytest.raises(UsageError, match="HF_TOKEN") as refused:
+        parse_config(["--hub_token", "hf_secret_value"])
+    assert "hf_secret_value" not in str(refused.value)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("hub_token: hf_secret_value\n")
+    with pytest.raises(UsageError, match="--hub_token") as refused:
+        parse_config(["--config", str(recipe)])
+    assert "hf_secret_value" not in str(refused.value)
+
+
+def test_run_config_to_dict_keeps_file_names_not_local_paths(tmp_path):
+    data = tmp_path / "confidential" / "reviews.csv"
+    data.parent.mkdir()
+    data.write_text("text,label\ngood,pos\n")
+    config = parse_config(["--train_file", str(data), "--output_dir", str(tmp_path / "out" / "run")])
+    saved = config.to_dict()
+    assert str(tmp_path) not in str(saved)
+    assert saved["data"]["train_file"] == "reviews.csv" and saved["training"]["output_dir"] == "run"
 
 
 def test_mixed_precision_from_accelerate_launch_reaches_the_card(monkeypatch):
