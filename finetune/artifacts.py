@@ -21,7 +21,8 @@ HISTORY_FILE = "epoch_history.json"  # one row per epoch
 RESULTS_FILE = "results.json"  # final validation/test scores, confusion matrices, data sizes
 CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run, written before training starts
 CARD_FILE = "README.md"  # the model card
-RUN_FILES = (HISTORY_FILE, RESULTS_FILE, CONFIG_FILE, CARD_FILE)
+SEARCH_FILE = "hp_search.json"  # the hyperparameter search's trials, when the run searched
+RUN_FILES = (HISTORY_FILE, RESULTS_FILE, CONFIG_FILE, CARD_FILE, SEARCH_FILE)
 PREDICTIONS_PATTERN = "predictions_*.csv"  # splits whose labels are hidden: predicted, not scored
 
 

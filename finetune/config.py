@@ -8,6 +8,7 @@ users know from transformers' ``run_classification.py``.
 
 import codecs
 import dataclasses
+import json
 import os
 import re
 import sys
@@ -200,7 +201,38 @@ class RunArguments:
         metadata={"help": "With --early_stopping_patience: the smallest change that counts as an improvement."},
     )
 
+    hp_search_trials: int = field(
+        default=0,
+        metadata={
+            "help": "Run a hyperparameter search of this many trials first (optuna through "
+            "Trainer.hyperparameter_search, seeded by --seed), scored on validation by --metric_for_best_model; "
+            "then train the final model with the best trial's settings. It writes hp_search.json."
+        },
+    )
+    hp_search_train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Search on a seeded subset of this many training reviews (the final model uses all)."},
+    )
+    hp_search_space: str | None = field(
+        default=None,
+        metadata={
+            "help": "The search space, a YAML/JSON mapping of TrainingArguments names to ranges "
+            "({type: float|int|categorical, low, high, log} or {type: categorical, choices: [...]}); in a recipe, "
+            "a mapping. Default: learning_rate 1e-5..1e-4 (log), per_device_train_batch_size 8/16/32, "
+            "num_train_epochs 1..4, warmup_steps 0..0.2, weight_decay 0..0.1."
+        },
+    )
+
     def __post_init__(self):
+        if self.hp_search_trials < 0:
+            raise UsageError(f"--hp_search_trials {self.hp_search_trials}: must be 0 (no search) or more.")
+        if self.hp_search_train_samples is not None and self.hp_search_train_samples < 1:
+            raise UsageError(f"--hp_search_train_samples {self.hp_search_train_samples}: must be positive.")
+        if (self.hp_search_train_samples or self.hp_search_space) and not self.hp_search_trials:
+            raise UsageError("--hp_search_train_samples/--hp_search_space need --hp_search_trials N (N > 0).")
+        from finetune.search import parse_space  # noqa: PLC0415  (search imports transformers' Trainer)
+
+        parse_space(self.hp_search_space)  # a bad space fails now, not after training
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
@@ -312,6 +344,11 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
             "--eval_strategy, --load_best_model_at_end and --metric_for_best_model at their defaults "
             "(epoch, true, f1) or set them."
         )
+    if run.hp_search_trials and training.resume_from_checkpoint is not None:
+        raise UsageError("--hp_search_trials with --resume_from_checkpoint: a resumed run keeps the settings it "
+                         "was trained with. Drop one of the two.")
+    if run.hp_search_trials and training.eval_strategy == "no":
+        raise UsageError("--hp_search_trials needs evaluations to score trials: leave --eval_strategy at epoch.")
     if training.hub_token:
         # Never echo the value: it would land in terminals and CI logs.
         raise UsageError(
@@ -344,6 +381,8 @@ def read_recipe(path: str, parser: HfArgumentParser) -> dict[str, Any]:
             "(see `python finetune/train.py --help`)."
         )
     recipe.pop("config", None)
+    if isinstance(recipe.get("hp_search_space"), dict):  # a mapping in YAML; the flag takes it as text
+        recipe["hp_search_space"] = json.dumps(recipe["hp_search_space"])
     return recipe
 
 

@@ -36,6 +36,7 @@ class CardFacts:
     repo_id: str | None = None  # the Hub repo, for the usage snippet
     unlabelled_splits: dict[str, int] = field(default_factory=dict)  # split -> reviews, labels hidden
     hidden_label_rows: dict[str, int] = field(default_factory=dict)  # split -> rows dropped, label hidden
+    search: dict[str, Any] | None = None  # hp_search.json, when the run searched its hyperparameters
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -98,6 +99,7 @@ def _body(facts: CardFacts) -> str:
         "### Per class\n\n" + _per_class_table(facts),
         *[_confusion_section(split, matrix, facts.label_names) for split, matrix in facts.confusion_matrices.items()],
         "## Training data\n\n" + _data_section(facts),
+        _search_section(facts.search),
         "## Training hyperparameters\n\n" + "\n".join(f"- {k}: {v}" for k, v in facts.hyperparameters.items())
         + _dropout_note(facts.hyperparameters.get("attention_dropout")),
         "## Intended use and limitations\n\n"
@@ -109,6 +111,31 @@ def _body(facts: CardFacts) -> str:
         "## Framework versions\n\n" + "\n".join(f"- {k} {v}" for k, v in facts.framework_versions.items()),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _search_section(search: dict[str, Any] | None) -> str:
+    if not search:
+        return ""
+    names = list(search["space"])
+    header = ("| trial | state | validation " + search["metric"] + " | seconds | " + " | ".join(names) + " |\n|"
+              + "---|" * (4 + len(names)))
+    rows = [
+        f"| {t['number']} | {t['state']} | {_fmt(t['value'])} | {_fmt(t['seconds'])} | "
+        + " | ".join(_fmt_param(t["params"].get(n)) for n in names) + " |"
+        for t in search["trials"]
+    ]
+    best = ", ".join(f"{k} {_fmt_param(v)}" for k, v in search["best_params"].items())
+    return (
+        f"## Hyperparameter search\n\n{len(search['trials'])} trials (optuna, TPE sampler) on "
+        f"{search['train_samples']:,} training reviews, each scored by its best epoch's validation "
+        f"{search['metric']} ({search['direction']}); trials below the median of earlier ones after an epoch were "
+        f"stopped (pruned). The test split was not used. The model above was trained on the full training data with "
+        f"the best trial's settings: {best}.\n\n" + "\n".join([header, *rows])
+    )
+
+
+def _fmt_param(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else _fmt(value)
 
 
 def _dropout_note(attention_dropout) -> str:

@@ -103,6 +103,8 @@ def write_run_files(
         repo_id=repo_id or str(output_dir),
         unlabelled_splits=unlabelled,
         hidden_label_rows=data.hidden_labels,
+        search=artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
+        if (output_dir / artifacts.SEARCH_FILE).is_file() else None,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts

@@ -27,9 +27,16 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub
+from finetune import artifacts, hub, search
 from finetune.config import RunConfig, parse_config
-from finetune.data import ReviewData, load_review_data, restore_order, sort_by_length, tokenize_splits
+from finetune.data import (
+    ReviewData,
+    load_review_data,
+    restore_order,
+    sort_by_length,
+    take_subset,
+    tokenize_splits,
+)
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import confusion_matrix, make_compute_metrics
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     data, tokenized = run.data, run.tokenized
     start_run_folder(config, resume)
 
+    if config.run.hp_search_trials:
+        hyperparameter_search(config, run)
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
     trainer = build_trainer(config, run)
     trainer.train(resume_from_checkpoint=resume)
@@ -170,8 +179,8 @@ def prepare(config: RunConfig) -> Prepared:
     return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders)
 
 
-def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
-    return Trainer(
+def build_trainer(config: RunConfig, run: Prepared, **overrides) -> Trainer:
+    settings = dict(
         model=run.model,
         args=config.training,
         train_dataset=run.tokenized["train"],
@@ -180,6 +189,31 @@ def build_trainer(config: RunConfig, run: Prepared) -> Trainer:
         compute_metrics=make_compute_metrics(run.data.label_names),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
+    return Trainer(**{**settings, **overrides})
+
+
+def hyperparameter_search(config: RunConfig, run: Prepared) -> None:
+    """Search on validation, then set the best trial's parameters on config.training for the final run."""
+    args, n_trials = config.training, config.run.hp_search_trials
+    train = run.tokenized["train"]
+    if config.run.hp_search_train_samples:
+        train = take_subset(train, config.run.hp_search_train_samples, args.seed)
+    banner(f"Hyperparameter search: {n_trials} trials on {len(train):,} training reviews, scored by validation "
+           f"{args.metric_for_best_model}")
+    trainer = build_trainer(
+        config, run, model=None, model_init=lambda: load_classifier(config.model, run.data.label_names),
+        args=search.search_arguments(args), train_dataset=train,
+        callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
+    )
+    result = search.run_search(trainer, search.parse_space(config.run.hp_search_space), n_trials,
+                               args.metric_for_best_model or "loss", args.greater_is_better, args.seed)
+    best = [result.best_params if result else None]
+    if args.world_size > 1:
+        torch.distributed.broadcast_object_list(best, src=0)
+    search.apply_params(args, best[0])
+    if result is not None:
+        artifacts.write_json(Path(args.output_dir), artifacts.SEARCH_FILE, result.to_dict())
+        logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)
 
 
 def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:

@@ -61,3 +61,24 @@ def test_two_process_eval_loss_equals_one_process_reevaluation(tiny_bert, review
                               "--learning_rate", "0")) == 0
     measured = artifacts.read_json(again, artifacts.RESULTS_FILE)["scores"]["validation"]["loss"]
     assert reported == pytest.approx(measured, rel=1e-4)
+
+
+def test_search_under_two_processes_samples_once_and_trains_the_best(tiny_bert, review_files, tmp_path):
+    """Only the main process samples trials: the other follows each trial and stops with it (pruning included)."""
+    output_dir = tmp_path / "search"
+    space = '{"learning_rate": {"type": "float", "low": 1e-4, "high": 5e-3, "log": true}}'
+    command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
+               "--num_processes", "2", "--main_process_port", "0", "finetune/train.py",
+               *tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "2",
+                              "--per_device_train_batch_size", "8", "--hp_search_trials", "3",
+                              "--hp_search_space", space)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("Model folder:") == 1
+    search = artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
+    assert [t["number"] for t in search["trials"]] == [0, 1, 2]
+    assert {t["state"] for t in search["trials"]} <= {"complete", "pruned"}
+    assert len({t["params"]["learning_rate"] for t in search["trials"]}) == 3  # sampled, not repeated
+    run_config = (output_dir / artifacts.CONFIG_FILE).read_text()
+    assert f"learning_rate: {search['best_params']['learning_rate']}" in run_config

@@ -1,13 +1,15 @@
-"""Evaluation in length-sorted batches, and early stopping."""
+"""Evaluation in length-sorted batches, early stopping, hyperparameter search."""
+
+import json
 
 import numpy as np
 import pytest
-from conftest import make_reviews, tiny_run_args, write_csv
+import yaml
+from conftest import tiny_run_args
 from datasets import Dataset
 
 from finetune import artifacts
 from finetune.data import restore_order, sort_by_length
-from finetune.errors import UsageError
 from finetune.train import EXIT_USAGE, main
 
 
@@ -69,3 +71,66 @@ def test_early_stopping_stops_when_the_metric_stops_improving(tiny_bert, review_
 def test_early_stopping_flags_that_cannot_work_are_refused(tiny_bert, review_files, tmp_path, capsys, flags, message):
     assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
     assert message in capsys.readouterr().err
+
+
+# --- hyperparameter search ----------------------------------------------------------------------
+
+SEARCH_SPACE = ('{"learning_rate": {"type": "float", "low": 1e-3, "high": 5e-3, "log": true}, '
+                '"num_train_epochs": {"type": "int", "low": 1, "high": 2}}')
+
+
+def test_search_runs_trials_then_trains_the_best_and_records_them(tiny_bert, review_files, tmp_path):
+    output_dir = tmp_path / "searched"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--hp_search_trials", "2",
+                              "--hp_search_space", SEARCH_SPACE, "--hp_search_train_samples", "48")) == 0
+    search = artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
+    assert [t["number"] for t in search["trials"]] == [0, 1] and search["train_samples"] == 48
+    assert search["metric"] == "f1" and search["direction"] == "maximize"
+    for trial in search["trials"]:
+        assert trial["state"] == "complete" and 1e-3 <= trial["params"]["learning_rate"] <= 5e-3
+        assert trial["seconds"] > 0 and len(trial["epoch_values"]) == trial["params"]["num_train_epochs"]
+        assert trial["value"] == max(trial["epoch_values"])
+    best = max(search["trials"], key=lambda t: t["value"])
+    assert search["best_params"] == best["params"]
+    # The final model trained on all 96 reviews with the best trial's settings.
+    config = yaml.safe_load((output_dir / artifacts.CONFIG_FILE).read_text())
+    assert config["training"]["learning_rate"] == pytest.approx(best["params"]["learning_rate"])
+    history = artifacts.read_json(output_dir, artifacts.HISTORY_FILE)
+    assert len(history) == best["params"]["num_train_epochs"] and history[-1]["step"] % 6 == 0
+    card = (output_dir / "README.md").read_text()
+    assert "## Hyperparameter search" in card and "The test split was not used" in card
+
+
+def test_search_monitor_stops_a_trial_below_the_median_of_earlier_ones():
+    from finetune.search import TrialMonitor
+
+    monitor = TrialMonitor("eval_f1", maximize=True)
+    monitor.history = {0: [0.6, 0.7], 1: [0.5, 0.8]}
+    monitor.values = [0.55]
+    assert not monitor._hopeless()  # the first epoch is never judged
+    monitor.values = [0.55, 0.6]
+    assert monitor._hopeless()  # below the median 0.75 of the earlier trials' second epochs
+    monitor.values = [0.55, 0.76]
+    assert not monitor._hopeless()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--hp_search_trials", "2", "--hp_search_space", '{"no_such_setting": {"type": "float", "low": 0, "high": 1}}'],
+     "not a TrainingArguments setting"),
+    (["--hp_search_trials", "2", "--hp_search_space", '{"learning_rate": {"type": "float", "low": 0, "high": 1, '
+      '"log": true}}'], "a log range needs low > 0"),
+    (["--hp_search_train_samples", "10"], "need --hp_search_trials"),
+    (["--hp_search_trials", "2", "--resume_from_checkpoint", "true"], "a resumed run keeps the settings"),
+])
+def test_search_flags_that_cannot_work_are_refused(tiny_bert, review_files, tmp_path, capsys, flags, message):
+    assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_search_space_comes_from_a_recipe_mapping(tmp_path):
+    from finetune.config import parse_config
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("hp_search_trials: 3\nhp_search_space:\n  weight_decay: {type: float, low: 0.0, high: 0.3}\n")
+    config = parse_config(["--config", str(recipe)])
+    assert json.loads(config.run.hp_search_space) == {"weight_decay": {"type": "float", "low": 0.0, "high": 0.3}}
