@@ -7,14 +7,23 @@
 
 API (gradio_client): /classify (text -> label + confidences), /classify_batch (file, column
 -> table + CSV), /metrics (-> history table, plots, confusion matrix, card summary).
+
+Built to be public (a Space): uploads, reviews, concurrency, the queue and the cache are bounded by
+the constants below, and a corrupt run file only costs its metrics.
 """
 
 import argparse
+import asyncio
+import codecs
+import contextlib
 import csv
 import io
+import json
 import os
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +35,33 @@ import yaml  # noqa: E402
 
 from finetune import artifacts  # noqa: E402
 
+# What one request may send. The upload limit is enforced by the server while the file streams in
+# (launch_settings): a larger upload is cut off at 2 MB and refused with HTTP 413, never stored whole.
 MAX_REVIEW_CHARS = 20_000  # one review; the model reads at most its max length in tokens anyway
 MAX_BATCH_ROWS = 1_000
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
-CONCURRENCY_LIMIT = 2  # model calls at once: a burst queues instead of exhausting memory
-QUEUE_SIZE = 64
+HEADER_BYTES = 64 * 1024  # what the column picker reads of a CSV to find its header row
+
+# How many requests run and wait. Gradio limits concurrency per *group* of events and the queue's
+# length over all events together; it has no cap per event. So: every event that calls the model
+# (classify button, Enter in the textbox, file job) joins the one group "model", at most
+# MODEL_CONCURRENCY forward passes at once (2 vCPU: more only oversubscribes the cores and adds
+# memory). The queue holds a 200-caller burst with room to spare; at ~20 ms per MiniLM review it
+# drains in seconds. A file job holds its slot for tens of seconds (1,000 reviews), so at most
+# MAX_FILE_JOBS of them may be waiting or running: more are refused when they arrive (a validator
+# runs before a request joins the queue), and a handler-side guard holds the line if several arrive
+# in the same instant. File jobs thus take at most one queue place and one of the two slots:
+# single reviews always keep the other.
+MODEL_CONCURRENCY = 2
+QUEUE_SIZE = 256
+MAX_FILE_JOBS = 1
+FILE_JOB_BUSY = "Another file is being classified. Files go one at a time: try again in a minute."
+
+# Gradio's cache (uploads and prediction files): every CACHE_CLEANING[0] s, files older than
+# CACHE_CLEANING[1] s are deleted, and so is what Gradio's cleaning leaves behind (sweep_cache).
+# A download link thus lives at least an hour; disk use is bounded by an hour of traffic.
+CACHE_CLEANING = (600, 3600)
+
 EXAMPLES = [
     "A gorgeous, moving film with a cast that makes every scene count.",
     "Two hours of my life I will never get back: dull, loud and badly written.",
@@ -46,14 +77,33 @@ class Run:
     model_id: str
     classifier: object | None = None
     problem: str | None = None
+    file_problems: list[str] = field(default_factory=list)  # run files that could not be read, and why
     history: list[dict] = field(default_factory=list)
     results: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     card_metadata: dict = field(default_factory=dict)
 
 
+def _front_matter(text: str) -> dict:
+    if text.startswith("---"):
+        parts = text.split("---", 2)
+        if len(parts) == 3:
+            return yaml.safe_load(parts[1]) or {}
+    return {}
+
+
+# Each run file: the Run field it fills, and how its text becomes that field's value.
+RUN_FILE_READERS = {
+    artifacts.HISTORY_FILE: ("history", json.loads),
+    artifacts.RESULTS_FILE: ("results", json.loads),
+    artifacts.CONFIG_FILE: ("config", lambda text: yaml.safe_load(text) or {}),
+    artifacts.CARD_FILE: ("card_metadata", _front_matter),
+}
+
+
 def load_run(model_id: str, quantize: bool = False) -> Run:
-    """Load the model once, at start. A missing model becomes a message on the page."""
+    """Load the model once, at start. A missing model becomes a message on the page, and a run file
+    that is corrupt or cut short becomes a message on the metrics tab: the demo still serves."""
     from finetune.inference import ReviewClassifier
 
     run = Run(model_id=model_id)
@@ -72,23 +122,28 @@ def load_run(model_id: str, quantize: bool = False) -> Run:
     except Exception as err:
         run.problem = f"The model loaded, but its training files could not be read ({err})."
         return run
-    if files[artifacts.HISTORY_FILE]:
-        run.history = artifacts.read_json(files[artifacts.HISTORY_FILE].parent, artifacts.HISTORY_FILE)
-    if files[artifacts.RESULTS_FILE]:
-        run.results = artifacts.read_json(files[artifacts.RESULTS_FILE].parent, artifacts.RESULTS_FILE)
-    if files[artifacts.CONFIG_FILE]:
-        run.config = yaml.safe_load(files[artifacts.CONFIG_FILE].read_text()) or {}
-    if files[artifacts.CARD_FILE]:
-        run.card_metadata = _front_matter(files[artifacts.CARD_FILE].read_text())
+    for name, path in files.items():
+        if path is None or name not in RUN_FILE_READERS:
+            continue
+        attribute, parse = RUN_FILE_READERS[name]
+        try:
+            value = parse(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: bad JSON or bad UTF-8
+            run.file_problems.append(f"`{name}` could not be read: {_describe(err)}. It may be cut short or corrupt.")
+            continue
+        expected = type(getattr(run, attribute))
+        if not isinstance(value, expected) or (expected is list and not all(isinstance(r, dict) for r in value)):
+            what = "a list of rows" if expected is list else "a mapping"
+            run.file_problems.append(f"`{name}` holds {type(value).__name__} data where {what} was expected.")
+            continue
+        setattr(run, attribute, value)
     return run
 
 
-def _front_matter(text: str) -> dict:
-    if text.startswith("---"):
-        parts = text.split("---", 2)
-        if len(parts) == 3:
-            return yaml.safe_load(parts[1]) or {}
-    return {}
+def _describe(err: Exception) -> str:
+    """An error in one line: its type and the start of its message."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {' '.join(line.strip() for line in lines[:3])[:300]}"
 
 
 # --- predictions ------------------------------------------------------------------------------
@@ -108,9 +163,13 @@ def classify(run: Run, text: str) -> tuple[dict[str, float], str]:
     return prediction.scores, note
 
 
-def classify_batch(run: Run, file_path: str | None, column: str | None) -> tuple[pd.DataFrame, str]:
+def classify_batch(run: Run, file_path: str | None, column: str | None, out_dir: str) -> tuple[pd.DataFrame, str]:
+    """Predictions for a file of reviews, as a table and as a CSV written to `out_dir` (Gradio's
+    cache, which CACHE_CLEANING empties). A review past MAX_REVIEW_CHARS is cut to that length
+    before tokenizing, as a single review over it would be refused, and marked truncated."""
     _require_model(run)
-    texts = read_reviews(file_path, column)
+    reviews = read_reviews(file_path, column)
+    texts = [review[:MAX_REVIEW_CHARS] for review in reviews]
     predictions = run.classifier.predict(texts)
     table = pd.DataFrame(
         {
@@ -118,12 +177,16 @@ def classify_batch(run: Run, file_path: str | None, column: str | None) -> tuple
             "label": [p.label for p in predictions],
             "confidence": [round(p.scores[p.label], 4) for p in predictions],
             **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in run.classifier.label_names},
-            "truncated": [p.truncated for p in predictions],
+            "truncated": [p.truncated or len(r) > MAX_REVIEW_CHARS for p, r in zip(predictions, reviews)],
         }
     )
-    out = Path(tempfile.mkdtemp(prefix="predictions-")) / "predictions.csv"
-    table.to_csv(out, index=False)
-    return table, str(out)
+    # One flat file, no folder of its own: Gradio serves a file already in its cache as it is, and
+    # its cache cleaning deletes it later.
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    handle, out = tempfile.mkstemp(prefix="predictions-", suffix=".csv", dir=out_dir)
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+        table.to_csv(stream, index=False)
+    return table, out
 
 
 def read_reviews(file_path: str | None, column: str | None) -> list[str]:
@@ -131,10 +194,11 @@ def read_reviews(file_path: str | None, column: str | None) -> list[str]:
     if not file_path:
         raise gr.Error("Upload a CSV or text file of reviews first.")
     path = Path(file_path)
-    size = path.stat().st_size
-    if size > MAX_UPLOAD_BYTES:
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_UPLOAD_BYTES + 1)  # never more than the limit, whatever the file holds
+    if len(raw) > MAX_UPLOAD_BYTES:
+        size = path.stat().st_size
         raise gr.Error(f"The file has {size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -169,13 +233,25 @@ def file_columns(file_path: str | None):
     """Column choices once a file is uploaded: a CSV's header, or the single line column of a text file."""
     if not file_path or Path(file_path).suffix.lower() != ".csv":
         return gr.Dropdown(choices=["(one review per line)"], value="(one review per line)")
-    try:
-        with open(file_path, encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), [])
-    except (UnicodeDecodeError, csv.Error):
-        header = []
+    with open(file_path, "rb") as handle:
+        header = csv_header(handle.read(HEADER_BYTES), whole=handle.read(1) == b"")
     preferred = next((c for c in header if c.lower() in ("text", "review", "content")), header[0] if header else None)
     return gr.Dropdown(choices=header, value=preferred)
+
+
+def csv_header(head: bytes, whole: bool) -> list[str]:
+    """The header row of a CSV from the file's first bytes (all of it if `whole`); none if those
+    bytes are not UTF-8 text or the row does not end within them."""
+    try:  # an incremental decoder keeps a character cut at the end of `head` instead of failing on it
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=whole)
+    except UnicodeDecodeError:
+        return []
+    if not whole and "\n" not in text and "\r" not in text:
+        return []
+    try:
+        return next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:
+        return []
 
 
 def _require_model(run: Run) -> None:
@@ -185,14 +261,35 @@ def _require_model(run: Run) -> None:
 
 # --- training metrics ---------------------------------------------------------------------------
 
+HISTORY_COLUMNS = ["epoch", "step", "train_loss", "eval_loss", "accuracy", "precision", "recall", "f1"]
+# What a run file that parses but holds unexpected values raises when it is shown.
+SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+
 
 def metrics_view(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
-    """History table, loss plot data, score plot data, confusion matrix, card summary."""
-    keys = ["epoch", "step", "train_loss", "eval_loss", "accuracy", "precision", "recall", "f1"]
-    history = pd.DataFrame([{k: row.get(k) for k in keys} for row in run.history], columns=keys)
+    """History table, loss plot data, score plot data, confusion matrix, card summary.
+
+    Never raises for a run's files: what cannot be shown is named in the summary instead."""
+    rows = [{k: row.get(k) for k in HISTORY_COLUMNS} for row in run.history]
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).apply(pd.to_numeric, errors="coerce")
     losses = _long(history, ["train_loss", "eval_loss"], "loss")
     scores = _long(history, ["accuracy", "f1"], "score")
-    return history.round(4), losses, scores, confusion_table(run), card_summary(run)
+    problems = list(run.file_problems)
+    try:
+        confusion = confusion_table(run)
+    except SHAPE_ERRORS as err:
+        confusion = pd.DataFrame()
+        problems.append(f"`{artifacts.RESULTS_FILE}`: its confusion matrix could not be shown ({_describe(err)}).")
+    try:
+        summary = card_summary(run)
+    except SHAPE_ERRORS as err:
+        summary = f"`{run.model_id}`"
+        problems.append(f"`{artifacts.RESULTS_FILE}`, `{artifacts.CONFIG_FILE}` or `{artifacts.CARD_FILE}` holds "
+                        f"values the summary could not show ({_describe(err)}).")
+    if problems:
+        summary = ("**⚠️ Some of the run's files could not be shown** (predictions are not affected):\n\n"
+                   + "\n".join(f"- {p}" for p in problems) + "\n\n" + summary)
+    return history.round(4), losses, scores, confusion, summary
 
 
 def _long(history: pd.DataFrame, columns: list[str], value_name: str) -> pd.DataFrame:
@@ -217,6 +314,8 @@ def card_summary(run: Run) -> str:
     if run.problem:
         return run.problem
     if not run.results:
+        if run.file_problems:  # results.json may be among them: metrics_view lists them above this
+            return f"**Model**: `{run.model_id}`"
         return f"`{run.model_id}` has no stored training metrics (it was not trained with this project)."
     meta, training = run.card_metadata, run.config.get("training", {})
     sizes = run.results.get("split_sizes", {})
@@ -246,11 +345,31 @@ def _dataset_name(meta: dict) -> str:
 # --- the page -----------------------------------------------------------------------------------
 
 
-def build_demo(run: Run) -> gr.Blocks:
+def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr.Blocks:
     max_tokens = run.classifier.max_length if run.classifier else 512
     labels = ", ".join(run.classifier.label_names) if run.classifier else "-"
     history, losses, scores, confusion, summary = metrics_view(run)
-    with gr.Blocks(title="Review classifier") as demo:
+    file_job_slots = threading.BoundedSemaphore(MAX_FILE_JOBS)
+
+    def classify_text(text):
+        return classify(run, text)
+
+    def classify_file(file_path, column):
+        if not file_job_slots.acquire(blocking=False):  # only if several arrived at once (see above)
+            raise gr.Error(FILE_JOB_BUSY)
+        try:
+            return classify_batch(run, file_path, column, download.GRADIO_CACHE)
+        finally:
+            file_job_slots.release()
+
+    async def admit_file_job(file_path, column):
+        """Runs as a file job arrives, before it joins the queue; async, so it reads the queue on the
+        event loop that changes it."""
+        busy = file_jobs_in_line(demo._queue) >= MAX_FILE_JOBS
+        return gr.validate(not busy, FILE_JOB_BUSY), gr.validate(True, "")
+
+    model_calls = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY}
+    with gr.Blocks(title="Review classifier", delete_cache=cache_cleaning) as demo:
         gr.Markdown(f"# Review classifier\nModel: `{run.model_id}` · labels: {labels}")
         if run.problem:
             gr.Markdown(f"### ⚠️ {run.problem}", elem_id="problem")
@@ -261,19 +380,20 @@ def build_demo(run: Run) -> gr.Blocks:
             note = gr.Markdown()
             gr.Examples(EXAMPLES, inputs=review)
             gr.Markdown(f"Reviews longer than {max_tokens} tokens are truncated: the model reads their beginning only.")
-            button.click(lambda t: classify(run, t), review, [label, note], api_name="classify")
-            review.submit(lambda t: classify(run, t), review, [label, note], api_name=False)
+            button.click(classify_text, review, [label, note], api_name="classify", **model_calls)
+            review.submit(classify_text, review, [label, note], api_name=False, **model_calls)
         with gr.Tab("Batch"):
             gr.Markdown(f"Upload a CSV (choose the review column) or a text file with one review per line. "
-                        f"Up to {MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+                        f"Up to {MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review "
+                        f"longer than {MAX_REVIEW_CHARS:,} characters is cut to its beginning. One file at a time.")
             upload = gr.File(label="Reviews file", file_types=[".csv", ".txt"], type="filepath")
             column = gr.Dropdown(label="Review column", choices=[], allow_custom_value=True)
             run_batch = gr.Button("Classify file", variant="primary")
             table = gr.Dataframe(label="Predictions", interactive=False)
             download = gr.File(label="Download predictions (CSV)")
             upload.change(file_columns, upload, column, api_name=False)
-            run_batch.click(lambda f, c: classify_batch(run, f, c), [upload, column], [table, download],
-                            api_name="classify_batch")
+            run_batch.click(classify_file, [upload, column], [table, download], api_name="classify_batch",
+                            validator=admit_file_job, **model_calls)
         with gr.Tab("Training metrics"):
             summary_box = gr.Markdown(summary)
             history_table = gr.Dataframe(history, label="Per-epoch history", interactive=False)
@@ -288,8 +408,74 @@ def build_demo(run: Run) -> gr.Blocks:
             refresh.click(lambda: metrics_view(run), None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],
                           api_name="metrics")
-    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    # api_open=False: the REST routes (/run/...) would skip the queue and its limits; outside a
+    # Space Gradio leaves them open.
+    demo.queue(default_concurrency_limit=MODEL_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
     return demo
+
+
+def file_jobs_in_line(queue) -> int:
+    """File jobs waiting or running in Gradio's queue (gradio.queueing.Queue, read as of 6.31)."""
+    waiting = [event for line in list(queue.event_queue_per_concurrency_id.values()) for event in line.queue]
+    running = [event for job in queue.active_jobs if job for event in job]
+    return sum(event.fn.api_name == "classify_batch" for event in waiting + running)
+
+
+def sweep_cache(folder: Path, older_than: float) -> int:
+    """Remove what Gradio's own cache cleaning leaves in its cache `folder`, once older than
+    `older_than` s; return how many entries went.
+
+    Gradio 6.31 keeps each upload (and each file it copies) in a folder named by the file's SHA-256,
+    and its cleaning deletes the files but not those folders; and gr.File(type="filepath") creates
+    an empty tmp* file at every call that reads an upload, never deleted. Without this sweep both
+    pile up, a few per request. Anything else, and any folder or file that is not empty, stays."""
+    removed = 0
+    cutoff = time.time() - older_than
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if info.st_mtime >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False) and _is_sha256(entry.name):
+                    os.rmdir(entry.path)  # fails, and keeps the folder, unless it is empty
+                elif entry.is_file(follow_symlinks=False) and entry.name.startswith("tmp") and info.st_size == 0:
+                    os.remove(entry.path)
+                else:
+                    continue
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
+def _is_sha256(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+@contextlib.asynccontextmanager
+async def _sweep_while_serving(server):
+    """The server's lifespan: sweep the cache on the schedule of the Blocks' delete_cache."""
+    frequency, age = server.get_blocks().delete_cache or (None, None)
+
+    async def sweep_forever():
+        while True:
+            await asyncio.sleep(frequency)
+            if os.path.isdir(server.uploaded_file_dir):
+                await asyncio.to_thread(sweep_cache, Path(server.uploaded_file_dir), age)
+
+    task = asyncio.create_task(sweep_forever()) if frequency and age else None
+    try:
+        yield
+    finally:
+        if task:
+            task.cancel()
+
+
+def launch_settings() -> dict:
+    """Settings of every launch (python app.py, and so a Space; the tests use them too): the server
+    refuses an upload past MAX_UPLOAD_BYTES as it streams in, and sweeps the cache (sweep_cache)."""
+    return {"max_file_size": MAX_UPLOAD_BYTES, "app_kwargs": {"lifespan": _sweep_while_serving}}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -305,4 +491,5 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    build_demo(load_run(args.model_id, quantize=args.quantize)).launch(server_name=args.host, server_port=args.port)
+    demo = build_demo(load_run(args.model_id, quantize=args.quantize))
+    demo.launch(server_name=args.host, server_port=args.port, **launch_settings())

@@ -1,16 +1,20 @@
 """The Gradio demo, launched on 127.0.0.1 and driven through gradio_client (and a real browser)."""
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port
 from fake_hub import FakeHub
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 import app
 from finetune import artifacts, hub
@@ -18,11 +22,66 @@ from finetune import artifacts, hub
 TOKEN = "hf_fakeTokenForAppTests0123456789"
 
 
-def _launch(model_id: str):
-    demo = app.build_demo(app.load_run(model_id))
+def _launch(model: "str | app.Run", **build):
+    """The demo as `python app.py` serves it (its launch settings), on a free port of 127.0.0.1."""
+    run = app.load_run(model) if isinstance(model, str) else model
+    demo = app.build_demo(run, **build)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_settings())
     return demo, f"http://127.0.0.1:{port}/"
+
+
+class HeldClassifier:
+    """The real classifier, except that a call whose first review starts with HOLD waits until the
+    test sets `release`; it records how many model calls were in progress at once."""
+
+    def __init__(self, classifier):
+        self.classifier = classifier
+        self.release = threading.Event()
+        self.inside = 0
+        self.most_inside = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):  # max_length, label_names, quantized
+        return getattr(self.classifier, name)
+
+    def predict(self, texts, batch_size=32):
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+        try:
+            if texts[0].startswith("HOLD"):
+                assert self.release.wait(60), "the test never released the held call"
+            return self.classifier.predict(texts, batch_size=batch_size)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+    def predict_one(self, text):
+        return self.predict([text], batch_size=1)[0]
+
+
+@pytest.fixture
+def held_app(trained_run):
+    """The demo on the trained run, its classifier held by the test (HeldClassifier)."""
+    run = app.load_run(str(trained_run))
+    run.classifier = held = HeldClassifier(run.classifier)
+    demo, url = _launch(run)
+    yield Client(url, verbose=False, max_workers=256), held, url
+    held.release.set()
+    demo.close()
+
+
+def _wait_until(condition, timeout=20.0, what="condition"):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _queue_size(url: str) -> int:
+    return httpx.get(url + "gradio_api/queue/status").json()["queue_size"]
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +168,7 @@ def test_classify_batch_from_text_file(local_app, tmp_path):
         ("garbled.txt", bytes(range(128, 256)) * 10, None, "not UTF-8 text"),
         ("binary.txt", b"\x00\x01\x02great\x00", None, "looks binary"),
         ("many.txt", b"great\n" * 1001, None, "the limit is 1,000 per request"),
-        ("big.txt", b"a" * (2 * 1024 * 1024 + 1), None, "the limit is 2 MB"),
+        ("big.txt", b"a" * (2 * 1024 * 1024 + 1), None, "maximum file size of 2097152 bytes"),  # client-side
         ("empty.txt", b"\n\n", None, "holds no reviews"),
     ],
 )
@@ -174,9 +233,208 @@ def test_python_app_py_starts_and_answers(trained_run):
                 time.sleep(0.5)
         answer = client.predict("great film", api_name="/classify")
         assert answer[0]["label"] in ("negative", "positive")
+        # the launch settings hold under `python app.py` (and so on a Space): the server refuses an
+        # oversized upload itself, whatever the client checks
+        refused = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (app.MAX_UPLOAD_BYTES + 1))})
+        assert refused.status_code == 413
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# --- limits: what anyone can send, and how many at once -----------------------------------------
+
+
+def test_upload_over_the_limit_is_refused_by_the_server_and_not_stored(local_app):
+    _, _, url = local_app
+    cache = Path(app.gr.File().GRADIO_CACHE)
+    before = set(cache.rglob("*")) if cache.exists() else set()
+    over = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (app.MAX_UPLOAD_BYTES + 1))})
+    assert over.status_code == 413 and "maximum allowed size of 2097152 bytes" in over.text
+    assert not [p for p in set(cache.rglob("*")) - before if p.is_file() and p.stat().st_size > app.MAX_UPLOAD_BYTES]
+    at_limit = httpx.post(url + "gradio_api/upload", files={"files": ("ok.txt", b"a" * app.MAX_UPLOAD_BYTES)})
+    assert at_limit.status_code == 200
+
+
+def test_read_reviews_reads_nothing_past_the_limit(tmp_path):
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"great\n" * (app.MAX_UPLOAD_BYTES // 6 + 1))
+    with pytest.raises(app.gr.Error, match="the limit is 2 MB"):
+        app.read_reviews(str(path), None)
+
+
+def test_file_columns_reads_only_the_first_64_kb(tmp_path):
+    long_header = tmp_path / "long_header.csv"
+    long_header.write_text("x" * 1_000_000 + ",review\n1,great\n")
+    assert app.file_columns(str(long_header)).choices == []
+    long_row = tmp_path / "long_row.csv"
+    long_row.write_text('id,review\n1,"' + "great film " * 100_000 + '"\n')
+    dropdown = app.file_columns(str(long_row))
+    assert [name for name, _ in dropdown.choices] == ["id", "review"] and dropdown.value == "review"
+    cut_character = tmp_path / "accents.csv"  # a two-byte character cut by the 64 KB boundary is no error
+    cut_character.write_bytes(("critique," + "é" * 40_000 + "\n").encode())
+    assert app.file_columns(str(cut_character)).choices == []
+
+
+def test_classify_batch_cuts_each_review_to_the_single_review_limit(local_app, tmp_path):
+    client, _, _ = local_app
+    path = tmp_path / "one-long-line.txt"
+    path.write_bytes((b"great film " * app.MAX_UPLOAD_BYTES)[: app.MAX_UPLOAD_BYTES])
+    table, _ = client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
+    (row,) = table["data"]
+    assert len(row[0]) == app.MAX_REVIEW_CHARS
+    assert row[table["headers"].index("truncated")] is True
+
+
+def test_classify_batch_leaves_no_folder_per_request(trained_run, tmp_path, monkeypatch):
+    cache = tmp_path / "gradio-cache"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))  # this demo's own cache, read at build and launch
+    demo, url = _launch(str(trained_run), cache_cleaning=(1, 1))
+    try:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        written = set()
+        for i in range(5):
+            path = tmp_path / f"reviews-{i}.txt"
+            path.write_text(f"great film {i}\nawful film\n")
+            client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
+            written |= {p for p in cache.iterdir() if p.name.startswith("predictions-")}
+        assert written and all(p.suffix == ".csv" for p in written)  # in the cache, flat: no folder of their own
+        _wait_until(lambda: not any(cache.iterdir()), timeout=15, what="the cache to be cleaned")
+    finally:
+        demo.close()
+
+
+def test_build_demo_cleans_the_cache_by_default(trained_run):
+    demo = app.build_demo(app.load_run(str(trained_run)))
+    assert demo.delete_cache == app.CACHE_CLEANING
+
+
+def test_sweep_cache_removes_only_what_gradio_leaves_behind(tmp_path):
+    old = time.time() - 7200
+    paths = {name: tmp_path / name for name in ("a" * 64, "b" * 64, "c" * 64, "vibe_edit_history",
+                                                "tmpempty", "tmpfull", "tmpnew", "reviews.csv")}
+    for name in ("a" * 64, "b" * 64, "c" * 64, "vibe_edit_history"):
+        paths[name].mkdir()
+    (paths["b" * 64] / "reviews.csv").write_text("review\ngreat\n")
+    for name in ("tmpempty", "tmpnew", "reviews.csv"):
+        paths[name].write_text("")
+    paths["tmpfull"].write_text("great")
+    for name in ("a" * 64, "b" * 64, "vibe_edit_history", "tmpempty", "tmpfull", "reviews.csv"):
+        os.utime(paths[name], (old, old))
+    assert app.sweep_cache(tmp_path, older_than=3600) == 2  # the old empty hash folder and tmp file
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(paths) - {"a" * 64, "tmpempty"})
+
+
+def test_model_calls_share_one_limit_and_the_queue_cannot_be_skipped(held_app, tmp_path):
+    client, held, url = held_app
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("HOLD great film\nawful film\n")
+    jobs = [client.submit(f"HOLD great film {i}", api_name="/classify") for i in range(3)]
+    jobs.append(client.submit(handle_file(str(reviews)), "(one review per line)", api_name="/classify_batch"))
+    _wait_until(lambda: held.inside >= app.MODEL_CONCURRENCY and held.inside + _queue_size(url) == 4,
+                what="the calls to run or queue")
+    time.sleep(0.5)  # had a third call been allowed in, it would be in by now
+    assert held.most_inside == app.MODEL_CONCURRENCY
+    held.release.set()
+    for job in jobs:
+        assert job.result(timeout=30)
+    assert held.most_inside == app.MODEL_CONCURRENCY
+    # the REST route would skip the queue and its limits
+    assert httpx.post(url + "gradio_api/run/classify", json={"data": ["great"]}).status_code == 404
+
+
+def test_build_demo_puts_every_model_call_in_one_concurrency_group(trained_run):
+    demo = app.build_demo(app.load_run(str(trained_run)))
+    model_calls = [fn for fn in demo.fns.values() if fn.fn and fn.fn.__name__ in ("classify_text", "classify_file")]
+    assert len(model_calls) == 3  # the button, Enter in the textbox, the file job
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_calls} == {("model", app.MODEL_CONCURRENCY)}
+    assert app.QUEUE_SIZE >= 200
+
+
+def test_classify_batch_second_file_job_is_refused_while_one_is_in_line(held_app, tmp_path):
+    client, held, url = held_app
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("HOLD great film\n")
+    second.write_text("awful film\n")
+    running = client.submit(handle_file(str(first)), "(one review per line)", api_name="/classify_batch")
+    _wait_until(lambda: held.inside == 1, what="the first file job to run")
+    with pytest.raises(Exception, match="Files go one at a time"):
+        client.predict(handle_file(str(second)), "(one review per line)", api_name="/classify_batch")
+    # single reviews keep the other model slot meanwhile
+    assert client.predict("great film", api_name="/classify")[0]["label"] in ("negative", "positive")
+    held.release.set()
+    assert len(running.result(timeout=30)[0]["data"]) == 1
+    table, _ = client.predict(handle_file(str(second)), "(one review per line)", api_name="/classify_batch")
+    assert len(table["data"]) == 1
+
+
+def test_classify_batch_file_jobs_arriving_together_still_run_one_at_a_time(held_app, tmp_path, monkeypatch):
+    client, held, _ = held_app
+    monkeypatch.setattr(app, "file_jobs_in_line", lambda queue: 0)  # as if both passed the door at once
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_text("HOLD great film\n")
+    second.write_text("awful film\n")
+    running = client.submit(handle_file(str(first)), "(one review per line)", api_name="/classify_batch")
+    _wait_until(lambda: held.inside == 1, what="the first file job to run")
+    with pytest.raises(AppError, match="Files go one at a time"):
+        client.predict(handle_file(str(second)), "(one review per line)", api_name="/classify_batch")
+    held.release.set()
+    running.result(timeout=30)
+
+
+def test_burst_of_200_callers_is_answered_in_full(held_app):
+    client, held, url = held_app
+    callers = 200
+    # every call waits behind two held ones: the worst case, with the whole burst in the queue at once
+    jobs = [client.submit(f"HOLD great film {i}", api_name="/classify") for i in range(callers)]
+    _wait_until(lambda: _queue_size(url) + held.inside == callers or any(job.done() for job in jobs),
+                what="the burst to arrive")
+    held.release.set()
+    failures = []
+    for job in jobs:
+        try:
+            job.result(timeout=60)
+        except Exception as err:
+            failures.append(str(err))
+    assert failures == []
+
+
+def test_app_with_corrupt_run_files_serves_and_says_what_is_wrong(trained_run, tmp_path):
+    folder = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    history = (folder / artifacts.HISTORY_FILE).read_text()
+    (folder / artifacts.HISTORY_FILE).write_text(history[: len(history) // 2])  # cut short
+    (folder / artifacts.RESULTS_FILE).write_text(json.dumps({  # parses, but holds the wrong kinds of values
+        "label_names": ["negative", "positive"], "scores": {"test": {"accuracy": "high"}},
+        "confusion_matrices": {"test": [[1, 2, 3]]}}))
+    demo, url = _launch(str(folder))
+    try:
+        client = Client(url, verbose=False)
+        assert client.predict("great film", api_name="/classify")[0]["label"] in ("negative", "positive")
+        history_table, _, _, confusion, summary = client.predict(api_name="/metrics")
+        assert history_table["data"] == [] and confusion["data"] in ([], [[]])
+        assert "`epoch_history.json` could not be read: JSONDecodeError" in summary
+        assert "`results.json`: its confusion matrix could not be shown" in summary
+        assert "`results.json`, `run_config.yaml` or `README.md` holds values the summary could not show" in summary
+    finally:
+        demo.close()
+
+
+def test_load_run_names_each_unreadable_run_file(trained_run, tmp_path):
+    folder = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    (folder / artifacts.RESULTS_FILE).write_text('{"scores": {"test": {"accu')
+    (folder / artifacts.CONFIG_FILE).write_text("training: [unclosed\n")
+    (folder / artifacts.CARD_FILE).write_text("---\nbase_model: [\n---\n# card\n")
+    (folder / artifacts.HISTORY_FILE).write_text('{"epoch": 1}')
+    run = app.load_run(str(folder))
+    assert run.classifier is not None and run.problem is None
+    problems = "\n".join(run.file_problems)
+    assert "`results.json` could not be read: JSONDecodeError" in problems
+    assert "`run_config.yaml` could not be read: " in problems and "`README.md` could not be read: " in problems
+    assert "`epoch_history.json` holds dict data where a list of rows was expected" in problems
+    *_, summary = app.metrics_view(run)
+    shown = (artifacts.HISTORY_FILE, artifacts.RESULTS_FILE, artifacts.CONFIG_FILE, artifacts.CARD_FILE)
+    assert all(f"`{name}`" in summary for name in shown)
+    app.build_demo(run)  # the page builds
 
 
 def _chromium() -> str | None:
