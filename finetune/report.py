@@ -62,6 +62,7 @@ def write_run_files(
     max_seq_length: int,
     world_size: int,
     repo_id: str | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> CardFacts:
     output_dir = Path(output_dir)
     history = epoch_history(log_history)
@@ -80,6 +81,7 @@ def write_run_files(
             "hidden_label_rows_dropped": data.hidden_labels,
             "unlabelled_splits": {name: {"reviews": n, "predictions": artifacts.predictions_file(name)}
                                   for name, n in unlabelled.items()},
+            "seconds": seconds or {},  # wall time per phase of the run
         },
     )
     artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())

@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED = 2, 3, 4
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    clock = PhaseClock()
     try:
         config = parse_config(argv)
         setup_logging(config)
@@ -66,24 +68,30 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     data, tokenized = run.data, run.tokenized
     start_run_folder(config, resume)
+    clock.lap("preparation")
 
     if config.run.hp_search_trials:
         hyperparameter_search(config, run)
+        clock.lap("hyperparameter_search")
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
     trainer = build_trainer(config, run)
     trainer.train(resume_from_checkpoint=resume)
     # The trained model is saved before anything else can fail: evaluation, the card, the push.
     trainer.save_model(str(output_dir))
+    clock.lap("training", evaluation_during_training=sum(
+        entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history))
 
     try:
         banner("Evaluating the restored best model")
         scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
         probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
+        clock.lap("final_evaluation")
         if not trainer.is_world_process_zero():
             return 0
         write_run_files(
             output_dir, config, data, trainer.state.log_history, scores, matrices,
             run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
+            seconds=clock.seconds,
         )
         for split, rows in probabilities.items():
             write_predictions(output_dir, split, data.unlabelled[split]["text"], rows, data.label_names)
@@ -105,8 +113,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_PUSH_FAILED
         print(f"Pushed: {url}")
-    print_summary(output_dir, data, scores)
+    print_summary(output_dir, data, scores, clock)
     return 0
+
+
+class PhaseClock:
+    """Wall seconds of each phase of a run, for results.json and the summary: what a user waits for."""
+
+    def __init__(self):
+        self.start = self._last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, phase: str, evaluation_during_training: float = 0.0) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = round(now - self._last - evaluation_during_training, 2)
+        if evaluation_during_training:
+            self.seconds["evaluation_during_training"] = round(evaluation_during_training, 2)
+        self._last = now
+
+    @property
+    def evaluation(self) -> float:
+        return self.seconds.get("evaluation_during_training", 0.0) + self.seconds.get("final_evaluation", 0.0)
+
+    @property
+    def total(self) -> float:
+        return time.perf_counter() - self.start
 
 
 def start_run_folder(config: RunConfig, resume: str | None) -> None:
@@ -307,8 +338,11 @@ def _score_line(scores: dict[str, dict[str, float]]) -> str:
     return f"{split} accuracy {scores[split]['accuracy']:.4f}, macro F1 {scores[split]['f1']:.4f}"
 
 
-def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str, float]]) -> None:
+def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str, float]], clock: PhaseClock) -> None:
+    total = clock.total
     print(f"\nModel folder: {output_dir.resolve()}")
+    print(f"  took {total // 60:.0f} min {total % 60:.0f} s, of which evaluation {clock.evaluation:.0f} s "
+          f"({clock.evaluation / total:.0%})")
     for split, values in scores.items():
         print(f"  {split:<10} accuracy {values['accuracy']:.4f}  precision {values['precision']:.4f}  "
               f"recall {values['recall']:.4f}  f1 {values['f1']:.4f}  ({len(data.splits[split]):,} reviews)")
