@@ -184,3 +184,28 @@ def test_padding_to_max_length_gives_the_same_logits_as_dynamic_padding(tiny_ber
         full = model(**tokenizer(texts, padding="max_length", max_length=64, return_tensors="pt"), labels=labels)
     assert torch.allclose(dynamic.logits, full.logits, atol=1e-5)
     assert dynamic.loss.item() == pytest.approx(full.loss.item(), abs=1e-6)
+
+
+def test_prepare_splits_predicts_a_validation_split_without_labels_and_carves_one_from_train():
+    features = {"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])}
+    train = _split([f"review {i}" for i in range(40)], [i % 2 for i in range(40)], **features)
+    hidden = _split(["a", "b", "c"], [-1, -1, -1], **features)
+    data = _prepare({"train": train, "validation": hidden})
+    assert list(data.unlabelled) == ["validation"] and list(data.unlabelled["validation"]["text"]) == ["a", "b", "c"]
+    assert len(data.splits["validation"]) == 4 and len(data.splits["train"]) == 36  # 10% carved from train
+
+
+def test_prepare_splits_keeps_minus_one_when_train_uses_it_as_a_label():
+    train = _split([f"r{i}" for i in range(30)], [-1, 0, 1] * 10)
+    test = _split(["x", "y"], [-1, 1])
+    data = _prepare({"train": train, "validation": train, "test": test})
+    assert data.label_names == ["-1", "0", "1"] and list(data.splits["test"]["label"]) == [0, 2]
+    assert not data.unlabelled and not data.hidden_labels
+
+
+def test_prepare_splits_refuses_partly_hidden_labels_when_told_to():
+    features = {"text": Value("string"), "label": ClassLabel(names=["neg", "pos"])}
+    train = _split([f"r{i}" for i in range(20)], [i % 2 for i in range(20)], **features)
+    test = _split(["x", "y", "z"], [0, -1, 1], **features)
+    with pytest.raises(UsageError, match="1 of 3 rows with a hidden label"):
+        _prepare({"train": train, "validation": train, "test": test}, empty_text="error")
