@@ -82,6 +82,7 @@ class Run:
     results: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     card_metadata: dict = field(default_factory=dict)
+    search: dict = field(default_factory=dict)  # hp_search.json, when the run searched its hyperparameters
 
 
 def _front_matter(text: str) -> dict:
@@ -98,6 +99,7 @@ RUN_FILE_READERS = {
     artifacts.RESULTS_FILE: ("results", json.loads),
     artifacts.CONFIG_FILE: ("config", lambda text: yaml.safe_load(text) or {}),
     artifacts.CARD_FILE: ("card_metadata", _front_matter),
+    artifacts.SEARCH_FILE: ("search", json.loads),
 }
 
 
@@ -292,6 +294,27 @@ def metrics_view(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd
     return history.round(4), losses, scores, confusion, summary
 
 
+def search_view(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The hyperparameter search's trials: a table, score against learning rate, and a summary line."""
+    search = run.search
+    empty = pd.DataFrame({"learning_rate": [], "score": [], "state": []})
+    if not search:
+        return pd.DataFrame(), empty, "This run did not search its hyperparameters (`--hp_search_trials`)."
+    try:
+        names = list(search["space"])
+        rows = [{"trial": t["number"], "state": t["state"], search["metric"]: t["value"], "seconds": t["seconds"],
+                 **{name: t["params"].get(name) for name in names}} for t in search["trials"]]
+        plot = pd.DataFrame([{"learning_rate": t["params"].get("learning_rate"), "score": t["value"],
+                              "state": t["state"]} for t in search["trials"]]).dropna()
+        note = (f"{len(rows)} trials on {search['train_samples']:,} training reviews, scored by validation "
+                f"{search['metric']}; the final model used the best: "
+                + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in search["best_params"].items()))
+    except SHAPE_ERRORS as err:
+        return pd.DataFrame(), empty, f"`{artifacts.SEARCH_FILE}` could not be shown ({_describe(err)})."
+    return pd.DataFrame(rows).round(4), plot if "learning_rate" in names else empty, note
+
+
 def _long(history: pd.DataFrame, columns: list[str], value_name: str) -> pd.DataFrame:
     if history.empty:
         return pd.DataFrame({"epoch": [], value_name: [], "series": []})
@@ -404,10 +427,18 @@ def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr
                                          title="Validation accuracy and F1 per epoch", elem_id="score-plot")
             confusion_table_box = gr.Dataframe(confusion, label="Confusion matrix (rows: true label)",
                                                interactive=False)
+            trials, trials_plot_data, search_note = search_view(run)
+            with gr.Accordion("Hyperparameter search", open=bool(run.search)):
+                search_box = gr.Markdown(search_note)
+                trials_table = gr.Dataframe(trials, label="Trials", interactive=False)
+                trials_plot = gr.ScatterPlot(trials_plot_data, x="learning_rate", y="score", color="state",
+                                             title="Validation score against learning rate", elem_id="trials-plot")
             refresh = gr.Button("Reload metrics")
             refresh.click(lambda: metrics_view(run), None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],
                           api_name="metrics")
+            refresh.click(lambda: search_view(run), None, [trials_table, trials_plot, search_box],
+                          api_name="hp_search")
     # api_open=False: the REST routes (/run/...) would skip the queue and its limits; outside a
     # Space Gradio leaves them open.
     demo.queue(default_concurrency_limit=MODEL_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)

@@ -134,3 +134,32 @@ def test_search_space_comes_from_a_recipe_mapping(tmp_path):
     recipe.write_text("hp_search_trials: 3\nhp_search_space:\n  weight_decay: {type: float, low: 0.0, high: 0.3}\n")
     config = parse_config(["--config", str(recipe)])
     assert json.loads(config.run.hp_search_space) == {"weight_decay": {"type": "float", "low": 0.0, "high": 0.3}}
+
+
+def test_search_trials_reach_the_demo(tiny_bert, review_files, tmp_path):
+    import app
+    from conftest import free_port
+    from gradio_client import Client
+
+    output_dir = tmp_path / "searched"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--hp_search_trials", "2",
+                              "--hp_search_space", SEARCH_SPACE, "--num_train_epochs", "1")) == 0
+    search = artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
+    demo = app.build_demo(app.load_run(str(output_dir)))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        table, plot, note = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(api_name="/hp_search")
+    finally:
+        demo.close()
+    assert [row[0] for row in table["data"]] == [0, 1]
+    assert table["headers"][:4] == ["trial", "state", "f1", "seconds"]
+    assert [round(row[1], 4) for row in plot["data"]] == [round(t["value"], 4) for t in search["trials"]]
+    assert "2 trials on 96 training reviews" in note
+
+
+def test_search_view_without_a_search_says_so(trained_run):
+    import app
+
+    table, plot, note = app.search_view(app.load_run(str(trained_run)))
+    assert table.empty and plot.empty and "did not search" in note
