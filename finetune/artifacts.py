@@ -213,21 +213,23 @@ def clear_previous_run(folder: Path) -> list[str]:
     return removed
 
 
-def fetch_run_files(model_ref: str, token: str | None = None) -> dict[str, Path | None]:
-    """Local paths of a run's files (RUN_FILES), from a model folder or downloaded from a Hub repo.
+def fetch_run_files(model_ref: str, token: str | None = None, names: tuple[str, ...] = RUN_FILES,
+                    revision: str | None = None) -> dict[str, Path | None]:
+    """Local paths of a run's files (`names`, default RUN_FILES), from a model folder or downloaded from a
+    Hub repo at `revision` (None: main).
 
     A file the run does not have maps to None.
     """
     folder = Path(model_ref).expanduser()
     if folder.is_dir():
-        return {name: (folder / name if (folder / name).is_file() else None) for name in RUN_FILES}
+        return {name: (folder / name if (folder / name).is_file() else None) for name in names}
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     found: dict[str, Path | None] = {}
-    for name in RUN_FILES:
+    for name in names:
         try:
-            found[name] = Path(hf_hub_download(model_ref, name, token=token))
+            found[name] = Path(hf_hub_download(model_ref, name, token=token, revision=revision))
         except EntryNotFoundError:
             found[name] = None
     return found

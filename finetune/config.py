@@ -50,7 +50,7 @@ class ModelArguments:
     def __post_init__(self):
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise UsageError(f"--attention_dropout {self.attention_dropout}: must be in [0, 1).")
-        if self.model_name_or_path is not None and _looks_like_path(self.model_name_or_path):
+        if self.model_name_or_path is not None and looks_like_path(self.model_name_or_path):
             if not Path(self.model_name_or_path).expanduser().is_dir():
                 raise UsageError(
                     f"--model_name_or_path {self.model_name_or_path}: no such folder. Pass an existing model "
@@ -122,15 +122,8 @@ class DataArguments:
         if (self.validation_file or self.test_file) and not self.train_file:
             raise UsageError("--validation_file/--test_file need --train_file as well.")
         for flag in ("train_file", "validation_file", "test_file"):
-            path = getattr(self, flag)
-            if path is None:
-                continue
-            if not Path(path).expanduser().is_file():
-                raise UsageError(f"--{flag} {path}: no such file. Check the path (it is relative to {os.getcwd()}).")
-            if data_file_format(path) is None:
-                raise UsageError(
-                    f"--{flag} {path}: unsupported file type. Use one of {', '.join(DATA_FILE_EXTENSIONS)}."
-                )
+            if getattr(self, flag) is not None:
+                check_data_file(flag, getattr(self, flag))
         for flag in ("max_train_samples", "max_eval_samples", "max_test_samples", "max_seq_length"):
             value = getattr(self, flag)
             if value is not None and value <= 0:
@@ -139,29 +132,44 @@ class DataArguments:
             raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
         if self.empty_text not in EMPTY_TEXT_POLICIES:
             raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
-        self._check_file_encoding()
-        if self.csv_delimiter is not None:
-            self.csv_delimiter = DELIMITER_WORDS.get(self.csv_delimiter.lower(), self.csv_delimiter)
-            if len(self.csv_delimiter) != 1 or self.csv_delimiter in "\"\r\n":
-                raise UsageError(
-                    f"--csv_delimiter {self.csv_delimiter!r}: pass one character (e.g. ';' or '|') or 'tab', "
-                    "or leave it out to detect it."
-                )
-
-    def _check_file_encoding(self) -> None:
-        try:
-            is_text = getattr(codecs.lookup(self.file_encoding), "_is_text_encoding", True)
-        except LookupError:
-            is_text = False
-        if not is_text:
-            raise UsageError(
-                f"--file_encoding {self.file_encoding}: not a text encoding Python knows. Pass a name such as "
-                "utf-8, cp1252, latin-1 or utf-16 (see `file -i yourfile.csv`)."
-            )
+        check_file_encoding(self.file_encoding)
+        self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
 
     @property
     def uses_embedded_data(self) -> bool:
         return self.dataset_name is None and self.train_file is None
+
+
+def check_data_file(flag: str, path: str) -> None:
+    if not Path(path).expanduser().is_file():
+        raise UsageError(f"--{flag} {path}: no such file. Check the path (it is relative to {os.getcwd()}).")
+    if data_file_format(path) is None:
+        raise UsageError(f"--{flag} {path}: unsupported file type. Use one of {', '.join(DATA_FILE_EXTENSIONS)}.")
+
+
+def check_file_encoding(encoding: str) -> None:
+    try:
+        is_text = getattr(codecs.lookup(encoding), "_is_text_encoding", True)
+    except LookupError:
+        is_text = False
+    if not is_text:
+        raise UsageError(
+            f"--file_encoding {encoding}: not a text encoding Python knows. Pass a name such as "
+            "utf-8, cp1252, latin-1 or utf-16 (see `file -i yourfile.csv`)."
+        )
+
+
+def parse_csv_delimiter(value: str | None) -> str | None:
+    """--csv_delimiter: one character, or 'tab' (a tab is hard to type); None detects it."""
+    if value is None:
+        return None
+    delimiter = DELIMITER_WORDS.get(value.lower(), value)
+    if len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise UsageError(
+            f"--csv_delimiter {delimiter!r}: pass one character (e.g. ';' or '|') or 'tab', "
+            "or leave it out to detect it."
+        )
+    return delimiter
 
 
 @dataclass
@@ -411,7 +419,7 @@ def _config_path(argv: list[str]) -> str | None:
     return None
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
     """A Hub id is `name` or `owner/name`; anything else (./x, /x, a/b/c, ~/x) is a local path."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
 

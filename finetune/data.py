@@ -43,11 +43,7 @@ def load_review_data(args: DataArguments, seed: int) -> ReviewData:
     if args.uses_embedded_data:
         name, hub_id = embedded.DATA_NAME, None
     elif args.dataset_name:
-        # A local dataset folder is published by its name only, and is no Hub id to link to.
-        local = Path(args.dataset_name).expanduser().exists()
-        name = (Path(args.dataset_name).name if local else args.dataset_name) + (
-            f" ({args.dataset_config_name})" if args.dataset_config_name else "")
-        hub_id = None if local else args.dataset_name
+        name, hub_id = dataset_identity(args.dataset_name, args.dataset_config_name)
     else:
         name, hub_id = public_value(args.train_file), None
     return prepare_splits(raw, args, seed, dataset_name=name, dataset_id=hub_id)
@@ -60,14 +56,7 @@ def load_raw_splits(args: DataArguments) -> DatasetDict:
     if args.uses_embedded_data:
         return load_embedded_reviews()
     if args.dataset_name:
-        try:
-            return load_dataset(args.dataset_name, args.dataset_config_name)
-        except Exception as err:  # datasets raises many types here: not found, offline, bad config
-            raise UsageError(
-                f"--dataset_name {args.dataset_name}: could not load it ({type(err).__name__}: {err}). Check the "
-                "id on huggingface.co/datasets, your network (or HF_HUB_OFFLINE), or pass local files with "
-                "--train_file instead."
-            ) from err
+        return load_hub_dataset(args.dataset_name, args.dataset_config_name, other_source="--train_file")
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
     columns = (args.text_column_name, args.label_column_name)
     return DatasetDict(
@@ -77,6 +66,26 @@ def load_raw_splits(args: DataArguments) -> DatasetDict:
             if path is not None
         }
     )
+
+
+def load_hub_dataset(name: str, config_name: str | None, other_source: str) -> DatasetDict:
+    """A Hub dataset (or a local dataset folder) by id; `other_source` names the flag for local files instead."""
+    try:
+        return load_dataset(name, config_name)
+    except Exception as err:  # datasets raises many types here: not found, offline, bad config
+        raise UsageError(
+            f"--dataset_name {name}: could not load it ({type(err).__name__}: {err}). Check the "
+            "id on huggingface.co/datasets, your network (or HF_HUB_OFFLINE), or pass local files with "
+            f"{other_source} instead."
+        ) from err
+
+
+def dataset_identity(dataset_name: str, config_name: str | None) -> tuple[str, str | None]:
+    """How a --dataset_name is published: a name for people, and a Hub id to link (None for a local folder,
+    which is named by its last part only, so that its path stays home)."""
+    local = Path(dataset_name).expanduser().exists()
+    name = (Path(dataset_name).name if local else dataset_name) + (f" ({config_name})" if config_name else "")
+    return name, None if local else dataset_name
 
 
 def load_embedded_reviews(seed: int = embedded.SPLIT_SEED) -> DatasetDict:
@@ -129,7 +138,7 @@ def prepare_splits(
     splits = {name: split for name, split in splits.items() if split is not None}
 
     for name, split in splits.items():
-        _check_columns(split, name, args)
+        check_columns(split, name, args)
 
     dropped = {}
     # Train must be labelled: a row without a label (or with a hidden one) teaches nothing.
@@ -150,14 +159,7 @@ def prepare_splits(
             texts = splits.pop(name)[args.text_column_name]
             unlabelled[name] = Dataset.from_dict({"text": list(texts)})
             continue
-        hidden[name] = sum(hidden_mask)
-        if hidden[name]:
-            if args.empty_text == "error":
-                raise UsageError(
-                    f"the {name} split has {hidden[name]} of {len(hidden_mask)} rows with a hidden label (-1 or "
-                    "missing). Remove them, or pass --empty_text drop to drop and count them."
-                )
-            splits[name] = splits[name].select([i for i, is_hidden in enumerate(hidden_mask) if not is_hidden])
+        splits[name], hidden[name] = drop_hidden_labels(splits[name], args, name, hidden_mask)
     for name, split in splits.items():
         _require_rows(split, name, args)
     for name in list(splits):
@@ -201,8 +203,10 @@ def _require_rows(split: Dataset, name: str, args: DataArguments) -> None:
         )
 
 
-def _check_columns(split: Dataset, name: str, args: DataArguments) -> None:
-    for flag, column in (("text_column_name", args.text_column_name), ("label_column_name", args.label_column_name)):
+def check_columns(split: Dataset, name: str, args: DataArguments,
+                  flags: tuple[str, ...] = ("text_column_name", "label_column_name")) -> None:
+    for flag in flags:
+        column = getattr(args, flag)
         if column not in split.column_names:
             raise UsageError(
                 f"the {name} split has no column '{column}' (it has: {', '.join(split.column_names)}). "
@@ -213,7 +217,7 @@ def _check_columns(split: Dataset, name: str, args: DataArguments) -> None:
 def drop_empty_rows(split: Dataset, args: DataArguments, name: str, check_label: bool = True) -> tuple[Dataset, int]:
     """Drop rows without text, and (for train) rows without a usable label, ClassLabel's hidden -1 included."""
     text, label = args.text_column_name, args.label_column_name
-    hidden_class = isinstance(split.features[label], ClassLabel)
+    hidden_class = check_label and isinstance(split.features[label], ClassLabel)
 
     def has_label(value) -> bool:
         if value is None or str(value).strip() == "":
@@ -221,9 +225,10 @@ def drop_empty_rows(split: Dataset, args: DataArguments, name: str, check_label:
         return not (hidden_class and value < 0)
 
     def keep(batch):
+        labels = batch[label] if check_label else [None] * len(batch[text])  # unlabelled data may have no column
         return [
             isinstance(t, str) and t.strip() != "" and (not check_label or has_label(lab))
-            for t, lab in zip(batch[text], batch[label])
+            for t, lab in zip(batch[text], labels)
         ]
 
     kept = split.filter(keep, batched=True)
@@ -253,6 +258,20 @@ def hidden_label_mask(split: Dataset, column: str, label_names: list[str]) -> li
         return minus_one_is_hidden and is_number and value == HIDDEN_LABEL
 
     return [hidden(value) for value in split[column]]
+
+
+def drop_hidden_labels(split: Dataset, args: DataArguments, name: str, hidden_mask: list[bool]) -> tuple[Dataset, int]:
+    """Drop (and count) the rows of a partly labelled split whose label is hidden, or refuse them under
+    --empty_text error. (A split whose labels are all hidden is predicted, not scored: the caller's case.)"""
+    count = sum(hidden_mask)
+    if not count:
+        return split, 0
+    if args.empty_text == "error":
+        raise UsageError(
+            f"the {name} split has {count} of {len(hidden_mask)} rows with a hidden label (-1 or "
+            "missing). Remove them, or pass --empty_text drop to drop and count them."
+        )
+    return split.select([i for i, is_hidden in enumerate(hidden_mask) if not is_hidden]), count
 
 
 def label_names_of(train: Dataset, column: str) -> list[str]:
@@ -328,7 +347,7 @@ def encode_labels(split: Dataset, args: DataArguments, label_names: list[str], n
         ids = list(split[label])
     else:
         index = {label_name: i for i, label_name in enumerate(label_names)}
-        keys = [_number_name(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v) for v in split[label]]
+        keys = label_keys(split, label)
         unseen = sorted(set(keys) - set(index))
         if unseen:
             raise UsageError(
@@ -341,6 +360,36 @@ def encode_labels(split: Dataset, args: DataArguments, label_names: list[str], n
         features=None,
     )
     return clean.cast_column("label", ClassLabel(names=label_names))
+
+
+def label_keys(split: Dataset, column: str) -> list[str]:
+    """Each row's label as a name: a ClassLabel's name, a number as train names it ("4", "3.5"), or the text."""
+    feature = split.features[column]
+    if isinstance(feature, ClassLabel):
+        return [feature.names[v] for v in split[column]]
+    return [_number_name(v) if _is_number(v) else str(v) for v in split[column]]
+
+
+def model_label_ids(split: Dataset, column: str, model_labels: list[str], label_map: dict[str, str],
+                    name: str) -> list[int]:
+    """The model's class id of each row's label, after `label_map` (data name -> model name).
+
+    A label the model does not know is refused with both sets of names: scoring it would count every
+    such review as wrong, and a different name for the same class (positive vs fresh) is the usual cause.
+    """
+    index = {label: i for i, label in enumerate(model_labels)}
+    keys = [label_map.get(key, key) for key in label_keys(split, column)]
+    unknown = sorted(set(keys) - set(index))
+    if unknown:
+        data_labels = sorted(set(label_keys(split, column)))
+        raise UsageError(
+            f"the {name} data has labels the model does not know: {', '.join(unknown[:10])}. The data's labels "
+            f"(column '{column}'): {', '.join(data_labels[:20])}; the model's: {', '.join(model_labels)}. If they "
+            "name the same classes differently, map each data label to a model label with --label_map "
+            f"DATA=MODEL,... (e.g. --label_map {data_labels[0]}={model_labels[0]},...); otherwise this model "
+            "cannot be scored on this data."
+        )
+    return [index[key] for key in keys]
 
 
 def carve_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:

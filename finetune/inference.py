@@ -25,10 +25,12 @@ class Prediction:
 
 class ReviewClassifier:
     def __init__(self, model_ref: str | Path, token: str | None = None, quantize: bool = False,
-                 max_length: int | None = None):
+                 max_length: int | None = None, revision: str | None = None):
+        # revision: a branch, tag or commit of a Hub repo (None: main); a Space pins it (MODEL_REVISION)
         self.model_ref = str(model_ref)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_ref, token=token)
-        model = AutoModelForSequenceClassification.from_pretrained(self.model_ref, token=token).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_ref, token=token, revision=revision)
+        model = AutoModelForSequenceClassification.from_pretrained(self.model_ref, token=token,
+                                                                   revision=revision).eval()
         if quantize:
             model = quantize_for_cpu(model)
         self.model = model

@@ -56,24 +56,28 @@ def build_card(facts: CardFacts) -> ModelCard:
 
 
 def _eval_results(facts: CardFacts) -> list[EvalResult]:
-    results = []
-    for split, scores in facts.scores.items():
-        for metric in CARD_METRICS:
-            if metric not in scores:
-                continue
-            results.append(
-                EvalResult(
-                    task_type=TASK,
-                    task_name="Text Classification",
-                    dataset_type=facts.dataset_id or facts.dataset_name,
-                    dataset_name=facts.dataset_name,
-                    dataset_split=split,
-                    metric_type=metric,
-                    metric_name=_metric_title(metric, len(facts.label_names)),
-                    metric_value=round(float(scores[metric]), 4),
-                )
-            )
-    return results
+    return [result for split, scores in facts.scores.items()
+            for result in split_results(facts.dataset_name, facts.dataset_id, split, scores, len(facts.label_names))]
+
+
+def split_results(dataset_name: str, dataset_id: str | None, split: str, scores: dict[str, float], n_labels: int,
+                  dataset_config: str | None = None) -> list[EvalResult]:
+    """The card's metadata (model-index) entries of one scored split: one per headline metric."""
+    return [
+        EvalResult(
+            task_type=TASK,
+            task_name="Text Classification",
+            dataset_type=dataset_id or dataset_name,
+            dataset_name=dataset_name,
+            dataset_config=dataset_config,
+            dataset_split=split,
+            metric_type=metric,
+            metric_name=_metric_title(metric, n_labels),
+            metric_value=round(float(scores[metric]), 4),
+        )
+        for metric in CARD_METRICS
+        if metric in scores
+    ]
 
 
 def _metric_title(metric: str, n_labels: int) -> str:

@@ -81,6 +81,8 @@ def write_run_files(
             "hidden_label_rows_dropped": data.hidden_labels,
             "unlabelled_splits": {name: {"reviews": n, "predictions": artifacts.predictions_file(name)}
                                   for name, n in unlabelled.items()},
+            # per-review results of the scored splits: text, label, predicted label, probabilities
+            "predictions": {name: artifacts.predictions_file(name) for name in scores},
             "seconds": seconds or {},  # wall time per phase of the run
         },
     )
@@ -113,14 +115,20 @@ def write_run_files(
 
 
 def write_predictions(output_dir: Path, split: str, texts, probabilities: list[list[float]],
-                      label_names: list[str]) -> Path:
-    """predictions_<split>.csv: each review, its predicted label and the probability of every class."""
+                      label_names: list[str], labels: list[str] | None = None) -> Path:
+    """predictions_<split>.csv: each review, its true label when known (column `label`), its predicted label
+    and the probability of every class (the predicted label's is the model's confidence).
+
+    One format for every split, scored or not, of a training run or of `python -m finetune.score`.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["text", "predicted_label", *(f"p({name})" for name in label_names)])
-    for text, row in zip(texts, probabilities):
+    known = [] if labels is None else ["label"]
+    writer.writerow(["text", *known, "predicted_label", *(f"p({name})" for name in label_names)])
+    for i, (text, row) in enumerate(zip(texts, probabilities)):
         best = max(range(len(row)), key=row.__getitem__)
-        writer.writerow([text, label_names[best], *(f"{p:.6f}" for p in row)])
+        truth = [] if labels is None else [labels[i]]
+        writer.writerow([text, *truth, label_names[best], *(f"{p:.6f}" for p in row)])
     return artifacts.write_text(Path(output_dir) / artifacts.predictions_file(split), buffer.getvalue())
 
 

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         banner("Evaluating the restored best model")
-        scores, matrices = final_evaluation(trainer, tokenized, data.label_names)
+        scores, matrices, scored = final_evaluation(trainer, tokenized, data.label_names, run.orders)
         probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
         clock.lap("final_evaluation")
         if not trainer.is_world_process_zero():
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for split, rows in probabilities.items():
             write_predictions(output_dir, split, data.unlabelled[split]["text"], rows, data.label_names)
+        for split, rows in scored.items():  # per-review results of the scored splits: where the model errs
+            labels = [data.label_names[i] for i in data.splits[split]["label"]]
+            write_predictions(output_dir, split, data.splits[split]["text"], rows, data.label_names, labels)
     except Exception as err:
         if not trainer.is_world_process_zero():
             raise
@@ -287,9 +290,10 @@ def plan_push(config: RunConfig) -> PushTarget | None:
     return target  # None in the other processes: they never push
 
 
-def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
-    """Scores and confusion matrices of the restored best model on validation and, if present, test."""
-    scores, matrices = {}, {}
+def final_evaluation(trainer: Trainer, tokenized, label_names: list[str], orders: dict[str, np.ndarray]):
+    """Scores, confusion matrices and per-review class probabilities (in the data's own order) of the
+    restored best model on validation and, if present, test."""
+    scores, matrices, probabilities = {}, {}, {}
     for split in ("validation", "test"):
         if split not in tokenized:
             continue
@@ -301,16 +305,20 @@ def final_evaluation(trainer: Trainer, tokenized, label_names: list[str]):
             if not key.endswith(("_runtime", "_per_second"))
         }
         matrices[split] = confusion_matrix(predictions, output.label_ids, label_names)
-    return scores, matrices
+        probabilities[split] = _probabilities(output.predictions, orders[split])
+    return scores, matrices, probabilities
 
 
 def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray]):
     """Class probabilities for every review of the splits without labels, in the data's own order."""
-    probabilities = {}
-    for split, dataset in tokenized.items():
-        logits = restore_order(np.asarray(trainer.predict(dataset).predictions, dtype=np.float32), orders[split])
-        probabilities[split] = torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
-    return probabilities
+    return {split: _probabilities(trainer.predict(dataset).predictions, orders[split])
+            for split, dataset in tokenized.items()}
+
+
+def _probabilities(logits, order: np.ndarray) -> list[list[float]]:
+    """Softmax of length-sorted logits, put back in the data's order (see sort_by_length)."""
+    logits = restore_order(np.asarray(logits, dtype=np.float32), order)
+    return torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
 
 
 def set_cpu_threads(config: RunConfig) -> None:
