@@ -35,11 +35,16 @@ def api(token: str | None = None) -> HfApi:
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
 
 
-def require_token(explicit: str | None = None) -> str:
+def require_token(explicit: str | None = None, purpose: str = "--push_to_hub") -> str:
     token = explicit or get_token()
     if not token:
-        raise UsageError(f"--push_to_hub needs a Hugging Face token and none was found. {LOGIN_HELP}")
+        raise UsageError(f"{purpose} needs a Hugging Face token and none was found. {LOGIN_HELP}")
     return token
+
+
+def read_token() -> str | None:
+    """The user's token if there is one (HF_TOKEN or `hf auth login`): reading a private repo needs it."""
+    return get_token()
 
 
 def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str = "model") -> str:
@@ -127,3 +132,20 @@ def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> st
     # The interpreter that ran this process: the command works as printed, virtual environment or not.
     command = f"{shlex.quote(sys.executable)} -m finetune.push {shlex.quote(str(folder))} --repo {shlex.quote(repo_id)}"
     return command + (" --private" if private else "")
+
+
+def update_card(repo_id: str, edit, token: str, commit_message: str) -> str:
+    """Push a model repo's card alone, changed by `edit` (its text, or None without one -> the new text), in
+    one commit on top of the commit it was read from: a card changed meanwhile fails the commit instead of
+    being overwritten. Returns the commit's URL."""
+    from huggingface_hub.errors import EntryNotFoundError
+
+    client = api(token)
+    head = client.model_info(repo_id).sha
+    try:
+        text = Path(client.hf_hub_download(repo_id, CARD_FILE, revision=head)).read_text(encoding="utf-8")
+    except EntryNotFoundError:
+        text = None
+    commit = client.upload_file(path_or_fileobj=edit(text).encode("utf-8"), path_in_repo=CARD_FILE,
+                                repo_id=repo_id, commit_message=commit_message, parent_commit=head)
+    return commit.commit_url

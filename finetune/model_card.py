@@ -99,7 +99,9 @@ def _body(facts: CardFacts) -> str:
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history),
         "## Final results\n\n"
         f"Scores of the restored best checkpoint (selected on validation `{facts.best_metric}`). "
-        "Precision, recall and F1 are macro averages over the classes.\n\n" + _results_table(facts),
+        "Precision, recall and F1 are macro averages over the classes. Every review's prediction (text, true "
+        "label, predicted label, class probabilities) is in "
+        + ", ".join(f"`predictions_{split}.csv`" for split in facts.scores) + ".\n\n" + _results_table(facts),
         "### Per class\n\n" + _per_class_table(facts),
         *[_confusion_section(split, matrix, facts.label_names) for split, matrix in facts.confusion_matrices.items()],
         "## Training data\n\n" + _data_section(facts),
@@ -218,3 +220,96 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
+
+
+# --- evaluations added later (python -m finetune.score --add_to_card) ----------------------------
+
+EVALUATION_MARK = "<!-- evaluation: {key} -->"
+EVALUATION_END = "<!-- /evaluation: {key} -->"
+SECTIONS_AFTER_RESULTS = ("## Training data", "## Intended use and limitations")  # an evaluation goes before these
+
+
+@dataclass
+class Evaluation:
+    """One scoring of the model on a dataset split, as the card records it (no review texts: they may be private)."""
+
+    dataset_name: str
+    dataset_id: str | None
+    dataset_config: str | None
+    split: str
+    label_names: list[str]
+    scores: dict[str, float]
+    confusion_matrix: list[list[int]]
+    reviews: int
+    model_revision: str | None = None
+    label_map: dict[str, str] = field(default_factory=dict)
+    dropped_rows: int = 0
+    hidden_label_rows: int = 0
+    max_seq_length: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset_id or self.dataset_name}|{self.dataset_config or ''}|{self.split}"
+
+    def results(self) -> list[EvalResult]:
+        return split_results(self.dataset_name, self.dataset_id, self.split, self.scores, len(self.label_names),
+                             self.dataset_config)
+
+
+def add_evaluation(card_text: str | None, evaluation: Evaluation, model_name: str) -> str:
+    """The card with `evaluation` as model-index entries and a section; an earlier evaluation of the same
+    dataset, configuration and split (the training run's own included) is replaced, not repeated."""
+    card = ModelCard(card_text) if card_text else _new_card(model_name)
+    data = card.data
+    same = {(r.dataset_type, r.dataset_config, r.dataset_split) for r in evaluation.results()}
+    kept = [r for r in data.eval_results or [] if (r.dataset_type, r.dataset_config, r.dataset_split) not in same]
+    data.eval_results = kept + evaluation.results()
+    data.model_name = data.model_name or model_name
+    return f"---\n{data.to_yaml()}\n---\n{_with_section(card.text, evaluation)}"
+
+
+def _new_card(model_name: str) -> ModelCard:
+    """A card for a model that has none (e.g. one not trained with this project)."""
+    metadata = ModelCardData(library_name="transformers", pipeline_tag=TASK)
+    return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n# {model_name}\n")
+
+
+def _with_section(text: str, evaluation: Evaluation) -> str:
+    start, end = EVALUATION_MARK.format(key=evaluation.key), EVALUATION_END.format(key=evaluation.key)
+    section = f"{start}\n{evaluation_section(evaluation)}\n{end}\n\n"
+    if start in text and end in text:  # the same evaluation again: replace it where it is
+        before, rest = text.split(start, 1)
+        return before + section + rest.split(end, 1)[1].lstrip("\n")
+    for heading in SECTIONS_AFTER_RESULTS:
+        at = text.find(f"\n{heading}\n")
+        if at >= 0:
+            return text[:at + 1] + section + text[at + 1:]
+    return text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+
+
+def evaluation_section(evaluation: Evaluation) -> str:
+    e = evaluation
+    where = f"**{e.dataset_name}**" + (f" ([dataset](https://huggingface.co/datasets/{e.dataset_id}))" if e.dataset_id else "")
+    lines = [
+        f"## Evaluation on {e.dataset_name}, {e.split} split",
+        f"Scored with `python -m finetune.score` on {e.reviews:,} reviews of {where} ({e.split} split)"
+        + (f", model revision `{e.model_revision[:12]}`" if e.model_revision else "")
+        + (f", reviews truncated to {e.max_seq_length} tokens" if e.max_seq_length else "")
+        + ". Precision, recall and F1 are macro averages over the classes.",
+    ]
+    if e.label_map:
+        lines.append("The data's labels were mapped to the model's: "
+                     + ", ".join(f"`{d}` → `{m}`" for d, m in e.label_map.items()) + ".")
+    dropped = [f"{n} with empty text" for n in [e.dropped_rows] if n] + [f"{n} with a hidden label" for n in
+                                                                         [e.hidden_label_rows] if n]
+    if dropped:
+        lines.append("Rows dropped: " + ", ".join(dropped) + ".")
+    header = "| " + " | ".join(CARD_METRICS) + " |\n|" + "---|" * len(CARD_METRICS)
+    lines.append(header + "\n| " + " | ".join(_fmt(e.scores.get(m)) for m in CARD_METRICS) + " |")
+    per_class = ["| label | precision | recall | f1 |\n|---|---|---|---|"] + [
+        f"| {n} | " + " | ".join(_fmt(e.scores.get(f"{m}_{n}")) for m in ("precision", "recall", "f1")) + " |"
+        for n in e.label_names
+    ]
+    lines.append("\n".join(per_class))
+    lines.append(_confusion_section(f"{e.dataset_name}, {e.split}", e.confusion_matrix, e.label_names))
+    return "\n\n".join(lines)

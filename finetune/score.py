@@ -1,0 +1,416 @@
+"""Score (or just run) any fine-tuned classifier on new reviews: the training run's metrics, per review.
+
+    python -m finetune.score outputs/all-minilm-l6-v2-rotten-tomatoes              # the embedded test split
+    python -m finetune.score me/minilm-reviews --test_file new.csv --text_column_name review
+    python -m finetune.score me/minilm-reviews --dataset_name rotten_tomatoes --label_map neg=rotten,pos=fresh
+    python -m finetune.score me/minilm-reviews --test_file new.csv --add_to_card    # and publish the result
+
+MODEL is a model folder or a Hub repo id. Labelled data gets the metrics of training (accuracy, macro
+and per-class precision/recall/F1 through `evaluate`, the confusion matrix), printed and written to
+evaluation.json; every review's prediction goes to predictions_<split>.csv (text, label, predicted
+label, probabilities), so the mistakes can be read. Data without labels gets the predictions only.
+`--add_to_card` adds the scores to the model card (one more model-index entry and a section); for a
+Hub repo it pushes the card alone, in one commit (token: HF_TOKEN or `hf auth login`).
+
+(Named `score`, not `evaluate`: a module named like the `evaluate` library it uses would shadow it
+whenever a file of this package runs as a script.)
+"""
+
+import logging
+import re
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from finetune import artifacts, embedded, hub
+from finetune.config import (
+    EMPTY_TEXT_POLICIES,
+    check_data_file,
+    check_file_encoding,
+    looks_like_path,
+    parse_csv_delimiter,
+    public_value,
+)
+from finetune.errors import UsageError
+
+logger = logging.getLogger("finetune")
+
+EXIT_USAGE, EXIT_CARD_FAILED = 2, 3
+EVALUATION_FILE = "evaluation.json"
+CHUNK_BATCHES = 16  # batches per call of the serving path: the progress bar moves once per chunk
+SHOWN_MISTAKES = 5
+
+
+@dataclass
+class ScoreArguments:
+    """The data flags of `finetune/train.py`, for one split, and what to do with the result."""
+
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "Hub dataset id (or local dataset folder). Default, with no --test_file either: the embedded Rotten "
+        "Tomatoes critic reviews (the split train.py holds out)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
+    split: str = field(default="test", metadata={
+        "help": "Which split of the dataset to score; with --test_file, the name the results give the file's data."})
+    test_file: str | None = field(default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet file."})
+    text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
+    label_column_name: str | None = field(default=None, metadata={
+        "help": "Column that holds the label. Default: `label` if the data has one; data without labels is predicted, "
+        "not scored."})
+    label_map: str | None = field(default=None, metadata={
+        "help": "Data label -> model label, for data that names the classes differently: DATA=MODEL pairs separated "
+        "by commas, e.g. positive=fresh,negative=rotten. Unlisted labels keep their names."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Score a seeded random subset of this many reviews."})
+    seed: int = field(default=42, metadata={"help": "Seed of the --max_test_samples subset."})
+    empty_text: str = field(default="drop", metadata={
+        "help": "Rows with empty text, or a hidden label (-1 or missing) among labelled ones: 'drop' them (and count "
+        "them) or 'error'."})
+    file_encoding: str = field(default="utf-8", metadata={"help": "Text encoding of --test_file, e.g. cp1252."})
+    csv_delimiter: str | None = field(default=None, metadata={
+        "help": "Field separator of a CSV --test_file: one character or 'tab'. Default: detected."})
+    revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model (default: main)."})
+    max_seq_length: int | None = field(default=None, metadata={
+        "help": "Truncate reviews to this many tokens. Default: what the model was trained with (its run_config.yaml), "
+        "else the model's maximum, at most 512."})
+    batch_size: int = field(default=32, metadata={"help": "Reviews per forward pass (batches of similar length)."})
+    output_dir: str | None = field(default=None, metadata={
+        "help": "Where evaluation.json and predictions_<split>.csv go. Default: outputs/evaluations/<model>--<data>-<split>."})
+    add_to_card: bool = field(default=False, metadata={
+        "help": "Add the scores to the model card: a model-index entry (dataset, split) and a section; the same "
+        "dataset and split again replace their entry. A Hub repo gets the card alone, in one commit (needs a "
+        "write token: HF_TOKEN or `hf auth login`). Review texts never go into the card."})
+
+    def __post_init__(self):
+        if self.dataset_name and self.test_file:
+            raise UsageError("--dataset_name and --test_file both given: pass one source of reviews.")
+        if self.test_file is not None:
+            check_data_file("test_file", self.test_file)
+        for flag in ("max_test_samples", "max_seq_length", "batch_size"):
+            value = getattr(self, flag)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{flag} {value}: must be a positive number.")
+        if self.empty_text not in EMPTY_TEXT_POLICIES:
+            raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
+        check_file_encoding(self.file_encoding)
+        self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
+        self.labels = parse_label_map(self.label_map)
+
+    @property
+    def uses_embedded_data(self) -> bool:
+        return self.dataset_name is None and self.test_file is None
+
+
+def parse_label_map(text: str | None) -> dict[str, str]:
+    """'positive=fresh,negative=rotten' -> {'positive': 'fresh', 'negative': 'rotten'}."""
+    if not text:
+        return {}
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if not pairs or any(len(pair) != 2 or not pair[0].strip() or not pair[1].strip() for pair in pairs):
+        raise UsageError(f"--label_map {text}: write DATA=MODEL pairs separated by commas, e.g. "
+                         "--label_map positive=fresh,negative=rotten.")
+    mapping = {data.strip(): model.strip() for data, model in pairs}
+    if len(mapping) != len(pairs):
+        raise UsageError(f"--label_map {text}: a data label is mapped twice.")
+    return mapping
+
+
+def parse_args(argv: list[str]) -> tuple[str, ScoreArguments]:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(ScoreArguments, prog="python -m finetune.score",
+                              description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a model folder (e.g. outputs/<run>) or a Hub repo id (e.g. me/minilm-reviews)")
+    args, rest = parser.parse_args_into_dataclasses(argv)
+    return rest.model, args
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reviews:
+    """The reviews to score, their true labels as model class ids (None: unlabelled), and where they came from."""
+
+    texts: list[str]
+    label_ids: list[int] | None
+    dataset_name: str
+    dataset_id: str | None
+    dataset_config: str | None
+    split: str
+    dropped_rows: int = 0
+    hidden_label_rows: int = 0
+
+
+def load_model(model_ref: str, args: ScoreArguments, token: str | None):
+    """The serving path's classifier (length-sorted batches), truncating as the model was trained, and for a
+    Hub repo the commit it was loaded from (resolved first: a branch may move while the files download)."""
+    from finetune.inference import ReviewClassifier
+
+    local = Path(model_ref).expanduser().is_dir()
+    if not local and looks_like_path(model_ref):
+        raise UsageError(f"MODEL {model_ref}: no such folder. Pass a model folder, e.g. outputs/<run>, or a Hub "
+                         "repo id such as me/minilm-reviews.")
+    try:
+        commit = None if local else hub.api(token).model_info(model_ref, revision=args.revision).sha
+        revision = commit or args.revision
+        trained_length = args.max_seq_length or training_max_length(model_ref, token, revision)
+        return ReviewClassifier(model_ref, token=token, max_length=trained_length, revision=revision), commit
+    except Exception as err:  # OSError (no folder, no repo, no access), HTTP errors, bad files
+        raise UsageError(
+            f"MODEL {model_ref}{f' (revision {args.revision})' if args.revision else ''}: could not load a "
+            f"classifier ({type(err).__name__}: {str(err).splitlines()[0][:300]}). Pass a model folder with "
+            "config.json, or a Hub repo id you can read (a private one needs HF_TOKEN or `hf auth login`)."
+        ) from err
+
+
+def training_max_length(model_ref: str, token: str | None, revision: str | None) -> int | None:
+    """The max_seq_length the run trained with (run_config.yaml), so that scores compare with the card's."""
+    import yaml
+
+    path = artifacts.fetch_run_files(model_ref, token, names=(artifacts.CONFIG_FILE,), revision=revision)
+    if path[artifacts.CONFIG_FILE] is None:
+        return None
+    config = yaml.safe_load(path[artifacts.CONFIG_FILE].read_text(encoding="utf-8")) or {}
+    return (config.get("data") or {}).get("max_seq_length")
+
+
+def load_reviews(args: ScoreArguments, model_labels: list[str]) -> Reviews:
+    """The split to score, cleaned as training cleans its splits; raises UsageError."""
+    from finetune.data import (
+        check_columns,
+        dataset_identity,
+        drop_empty_rows,
+        drop_hidden_labels,
+        hidden_label_mask,
+        load_embedded_reviews,
+        load_hub_dataset,
+        model_label_ids,
+        take_subset,
+    )
+    from finetune.data_files import read_data_file
+
+    split_name, config_name = args.split, None
+    if args.test_file:
+        columns = (args.text_column_name, *([args.label_column_name] if args.label_column_name else []))
+        split = read_data_file(args.test_file, "test_file", args.file_encoding, args.csv_delimiter, columns)
+        name, hub_id = public_value(args.test_file), None
+    else:
+        if args.dataset_name:
+            splits = load_hub_dataset(args.dataset_name, args.dataset_config_name, other_source="--test_file")
+            name, hub_id = dataset_identity(args.dataset_name, args.dataset_config_name)
+            config_name = args.dataset_config_name
+        else:
+            splits, name, hub_id = load_embedded_reviews(), embedded.DATA_NAME, None
+        if args.split not in splits:
+            raise UsageError(f"--split {args.split}: the dataset has no such split (it has: {', '.join(splits)}).")
+        split = splits[args.split]
+
+    if args.label_column_name is None and "label" in split.column_names:
+        args.label_column_name = "label"
+    labelled = args.label_column_name is not None
+    check_columns(split, split_name, args, ("text_column_name", "label_column_name") if labelled else ("text_column_name",))
+    split, dropped = drop_empty_rows(split, args, split_name, check_label=False)
+    hidden = 0
+    if labelled:
+        mask = hidden_label_mask(split, args.label_column_name, model_labels)
+        if len(split) and all(mask):
+            logger.warning("the %s data's labels are all hidden (-1 or missing): its %d reviews are predicted, "
+                           "not scored", split_name, len(split))
+            labelled = False
+        else:
+            split, hidden = drop_hidden_labels(split, args, split_name, mask)
+    if len(split) == 0:
+        raise UsageError(f"the {split_name} data holds no reviews with text (column '{args.text_column_name}'). "
+                         "Check --text_column_name.")
+    if args.max_test_samples is not None:
+        split = take_subset(split, args.max_test_samples, args.seed)
+    label_ids = model_label_ids(split, args.label_column_name, model_labels, args.labels, split_name) if labelled else None
+    if args.labels and not labelled:
+        logger.warning("--label_map is ignored: the data has no labels")
+    return Reviews(list(split[args.text_column_name]), label_ids, name, hub_id, config_name, split_name, dropped, hidden)
+
+
+# --- the pure core: predict, score ----------------------------------------------------------------
+
+
+def predict_probabilities(classifier, texts: list[str], batch_size: int, progress: bool = True) -> np.ndarray:
+    """Class probabilities of every review, in the data's order, through the serving path.
+
+    Longest reviews first (a batch too big for memory fails at once, not at the end), in chunks of
+    CHUNK_BATCHES batches: each chunk is sorted by token length and batched by the classifier, as the
+    demo's file jobs are, and the progress bar moves once per chunk.
+    """
+    from tqdm.auto import tqdm
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    probabilities = np.zeros((len(texts), len(classifier.label_names)), dtype=np.float32)
+    chunk = batch_size * CHUNK_BATCHES
+    with tqdm(total=len(texts), unit="review", desc="Predicting", disable=not progress) as bar:
+        for start in range(0, len(order), chunk):
+            indices = order[start:start + chunk]
+            for i, prediction in zip(indices, classifier.predict([texts[i] for i in indices], batch_size=batch_size)):
+                probabilities[i] = [prediction.scores[name] for name in classifier.label_names]
+            bar.update(len(indices))
+    return probabilities
+
+
+def most_confident_mistakes(texts: list[str], label_ids: list[int], probabilities: np.ndarray,
+                            label_names: list[str], limit: int) -> list[dict]:
+    predicted = probabilities.argmax(axis=-1)
+    wrong = [i for i in range(len(texts)) if predicted[i] != label_ids[i]]
+    wrong.sort(key=lambda i: -probabilities[i, predicted[i]])
+    return [{"text": texts[i], "label": label_names[label_ids[i]], "predicted_label": label_names[predicted[i]],
+             "confidence": float(probabilities[i, predicted[i]])} for i in wrong[:limit]]
+
+
+# --- the edges: files, card -----------------------------------------------------------------------
+
+
+def default_output_dir(model_ref: str, reviews: Reviews) -> Path:
+    def slug(text: str) -> str:
+        return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")
+
+    model = Path(model_ref.rstrip("/")).name if Path(model_ref).expanduser().is_dir() else model_ref.replace("/", "-")
+    return Path("outputs") / "evaluations" / f"{slug(model)}--{slug(reviews.dataset_name)}-{slug(reviews.split)}"
+
+
+def card_evaluation(result: dict, reviews: Reviews):
+    from finetune.model_card import Evaluation
+
+    return Evaluation(
+        dataset_name=reviews.dataset_name, dataset_id=reviews.dataset_id, dataset_config=reviews.dataset_config,
+        split=reviews.split, label_names=result["label_names"], scores=result["scores"],
+        confusion_matrix=result["confusion_matrix"], reviews=result["reviews"], model_revision=result["model_revision"],
+        label_map=result["label_map"], dropped_rows=reviews.dropped_rows, hidden_label_rows=reviews.hidden_label_rows,
+        max_seq_length=result["max_seq_length"],
+    )
+
+
+def add_to_card(model_ref: str, evaluation, token: str | None) -> str:
+    """Add the evaluation to the card of a model folder (in place) or a Hub repo (one commit); say where."""
+    from finetune.model_card import add_evaluation
+
+    folder = Path(model_ref).expanduser()
+    if folder.is_dir():
+        card = folder / artifacts.CARD_FILE
+        text = card.read_text(encoding="utf-8") if card.is_file() else None
+        artifacts.write_text(card, add_evaluation(text, evaluation, folder.name))
+        return str(card)
+    summary = ", ".join(f"{m} {evaluation.scores[m]:.4f}" for m in ("accuracy", "f1"))
+    return hub.update_card(
+        model_ref, lambda text: add_evaluation(text, evaluation, model_ref.split("/")[-1]), token,
+        commit_message=f"Evaluation on {evaluation.dataset_name}, {evaluation.split}: {summary}",
+    )
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    for noisy in ("httpx", "httpx2", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    started = time.perf_counter()
+    try:
+        model_ref, args = parse_args(argv)
+        is_hub_repo = not Path(model_ref).expanduser().is_dir()
+        # A card pushed to the Hub needs a write token: checked now, not after an hour of predicting.
+        token = hub.require_token(purpose="--add_to_card") if args.add_to_card and is_hub_repo else hub.read_token()
+        classifier, commit = load_model(model_ref, args, token)
+        reviews = load_reviews(args, classifier.label_names)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    loaded = time.perf_counter()
+    what = "Scoring" if reviews.label_ids is not None else "Predicting (no labels: nothing to score)"
+    logger.info("===== %s %s on %s, %s: %d reviews =====", what, model_ref, reviews.dataset_name, reviews.split,
+                len(reviews.texts))
+    probabilities = predict_probabilities(classifier, reviews.texts, args.batch_size)
+    predicted_at = time.perf_counter()
+
+    output_dir = Path(args.output_dir) if args.output_dir else default_output_dir(model_ref, reviews)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = build_result(model_ref, commit, classifier, args, reviews, probabilities)
+    result["seconds"] = {"loading": round(loaded - started, 2), "prediction": round(predicted_at - loaded, 2)}
+    result["reviews_per_second"] = round(len(reviews.texts) / max(predicted_at - loaded, 1e-9), 2)
+    write_evaluation(output_dir, result, reviews, probabilities, classifier.label_names)
+    print_result(result, reviews, probabilities, classifier.label_names, output_dir)
+
+    if args.add_to_card:
+        if reviews.label_ids is None:
+            print("error: --add_to_card: the data has no labels, so there are no scores to add to the card "
+                  f"(the predictions are in {output_dir}).", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            where = add_to_card(model_ref, card_evaluation(result, reviews), token)
+        except Exception as err:  # the Hub said no, or could not be reached: the evaluation is saved
+            print(f"error: adding the result to the card of {model_ref} failed ({type(err).__name__}: {err}). "
+                  f"The evaluation is saved in {output_dir}; run the same command again to retry:\n  "
+                  f"{shlex.join([sys.executable, '-m', 'finetune.score', *argv])}", file=sys.stderr)
+            return EXIT_CARD_FAILED
+        print(f"Added to the model card: {where}")
+    return 0
+
+
+def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArguments, reviews: Reviews,
+                 probabilities: np.ndarray) -> dict:
+    from finetune.metrics import scores_and_confusion
+
+    result = {
+        "model": model_ref if commit else public_value(model_ref),
+        "model_revision": commit,  # the commit that was scored: a Hub model's main moves on, its commits do not
+        "engine": getattr(classifier, "engine", "pytorch"),
+        "dataset": {"name": reviews.dataset_name, "id": reviews.dataset_id, "config": reviews.dataset_config,
+                    "split": reviews.split},
+        "label_names": classifier.label_names,
+        "label_map": args.labels,
+        "reviews": len(reviews.texts),
+        "dropped_rows": reviews.dropped_rows,
+        "hidden_label_rows_dropped": reviews.hidden_label_rows,
+        "max_seq_length": classifier.max_length,
+        "scores": None,
+        "confusion_matrix": None,
+        "predictions": artifacts.predictions_file(reviews.split),
+    }
+    if reviews.label_ids is not None:
+        result["scores"], result["confusion_matrix"] = scores_and_confusion(
+            probabilities.argmax(axis=-1), reviews.label_ids, classifier.label_names)
+    return result
+
+
+def write_evaluation(output_dir: Path, result: dict, reviews: Reviews, probabilities: np.ndarray,
+                     label_names: list[str]) -> None:
+    from finetune.report import write_predictions
+
+    labels = None if reviews.label_ids is None else [label_names[i] for i in reviews.label_ids]
+    write_predictions(output_dir, reviews.split, reviews.texts, probabilities.tolist(), label_names, labels)
+    artifacts.write_json(output_dir, EVALUATION_FILE, result)
+
+
+def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, label_names: list[str],
+                 output_dir: Path) -> None:
+    print(f"\n{result['model']} on {reviews.dataset_name}, {reviews.split}: {result['reviews']:,} reviews, "
+          f"{result['reviews_per_second']:.1f} reviews/s")
+    scores = result["scores"]
+    if scores:
+        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in ("accuracy", "precision", "recall", "f1")))
+        width = max(len(n) for n in label_names)
+        for name, row in zip(label_names, result["confusion_matrix"]):
+            print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall {scores[f'recall_{name}']:.4f}"
+                  f"  f1 {scores[f'f1_{name}']:.4f}  predicted as {dict(zip(label_names, row))}")
+        mistakes = most_confident_mistakes(reviews.texts, reviews.label_ids, probabilities, label_names,
+                                           SHOWN_MISTAKES)
+        if mistakes:
+            print("  Most confidently wrong:")
+            for m in mistakes:
+                text = m["text"] if len(m["text"]) <= 100 else m["text"][:97] + "..."
+                print(f"    {m['confidence']:.2f} {m['predicted_label']} (is {m['label']}): {text}")
+    print(f"Results: {output_dir / EVALUATION_FILE}\nPer review: {output_dir / result['predictions']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
