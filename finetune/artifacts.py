@@ -58,6 +58,9 @@ PUSHED_PATTERNS = (
 # pickle of every setting, runs/ holds TensorBoard logs.
 LOCAL_ONLY_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", "pytorch_model.bin")
 TEMPORARY_SUFFIX = ".partial"  # atomic writes go through NAME.partial, then a rename
+# `--resume_from_checkpoint hub` (the repo of --hub_model_id) or `hub:owner/name`: the last checkpoint
+# pushed there with --hub_strategy checkpoint, downloaded into the output folder (finetune/hub_checkpoints.py).
+HUB_RESUME = "hub"
 
 # Where `accelerate launch finetune/train.py` (no flags) writes, and where the demo looks by default.
 DEFAULT_OUTPUT_DIR = "outputs/all-minilm-l6-v2-rotten-tomatoes"
@@ -98,6 +101,10 @@ def holds_model(folder: Path) -> bool:
 def is_pushed(name: str) -> bool:
     """Whether a top-level entry of a run folder is one a push uploads."""
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in PUSHED_PATTERNS)
+
+
+def is_hub_resume(resume: str | None) -> bool:
+    return resume is not None and (resume == HUB_RESUME or resume.startswith(HUB_RESUME + ":"))
 
 
 def is_run_output(name: str) -> bool:
@@ -160,6 +167,8 @@ def check_output_dir(folder: Path, resume: str | None, overwrite: bool) -> str |
             "its model card (README.md) and files there, and a push uploads them: pass a new or empty folder, "
             "e.g. --output_dir outputs/my-run."
         )
+    if is_hub_resume(resume):
+        return resume  # downloaded later, by the main process alone (hub_checkpoints.download_checkpoint)
     if resume is not None:
         return resolve_resume(folder, resume)
     if (holds_model(folder) or checkpoints(folder)) and not overwrite:

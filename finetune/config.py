@@ -274,6 +274,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     "weight_decay": 0.01,
     # Two or more processes otherwise log losses multiplied by the process count (STACK.md).
     "average_tokens_across_devices": False,
+    # One push of the finished model folder, card included; pushes while training are asked for (transformers'
+    # default, every_save, would commit the weights on every save).
+    "hub_strategy": "end",
     "seed": 42,
 }
 
@@ -312,11 +315,35 @@ def looks_like_local_path(value: str) -> bool:
     return value.startswith(("/", "~", "./", "../")) or (os.sep in value and Path(value).expanduser().exists())
 
 
+# TrainingArguments flags whose meaning this project extends or narrows: their --help says how.
+HELP_OVERRIDES = {
+    "resume_from_checkpoint": (
+        "Resume training: true (the last complete checkpoint-* in --output_dir), the path of a checkpoint "
+        "folder, or hub (the last checkpoint pushed to --hub_model_id with --hub_strategy checkpoint, downloaded "
+        "into --output_dir: resume on another machine, in a new or empty folder), or hub:owner/name for another "
+        "repo. Give the same training flags as the run you resume."
+    ),
+    "hub_strategy": (
+        "With --push_to_hub, what is pushed while training, on each save, in the background (training does not "
+        "wait). end (default): only the finished model folder, at the end. every_save: also the model files at "
+        "each save. checkpoint: also the whole last checkpoint (optimizer included) under last-checkpoint/, "
+        "which --resume_from_checkpoint hub resumes from. all_checkpoints: every checkpoint under its own name."
+    ),
+    "hub_always_push": (
+        "With --hub_strategy other than end: push every checkpoint even when uploads fall behind (default: a "
+        "checkpoint still waiting to upload is skipped when a newer one is saved)."
+    ),
+}
+
+
 def build_parser() -> HfArgumentParser:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
     # Without an accelerator, say so: TrainingArguments then sets up CPU processes (gloo) as one
     # distributed job; otherwise two launched processes would each train alone.
     parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not _has_accelerator())
+    for action in parser._actions:
+        if action.dest in HELP_OVERRIDES:
+            action.help = HELP_OVERRIDES[action.dest]
     return parser
 
 
@@ -367,7 +394,29 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         )
     if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.lower() == "false":
         training.resume_from_checkpoint = None
+    check_hub_flags(training)
     return RunConfig(model=model, data=data, training=training, run=run)
+
+def check_hub_flags(training: TrainingArguments) -> None:
+    """The Hub flags of TrainingArguments that this project honours, and the ones it refuses (none is ignored)."""
+    strategy = training.hub_strategy.value
+    if strategy != "end" and not training.push_to_hub:
+        raise UsageError(f"--hub_strategy {strategy} pushes to the Hub while training: add --push_to_hub "
+                         "--hub_model_id me/name, or drop --hub_strategy.")
+    if strategy != "end" and training.save_strategy.value == "no":
+        raise UsageError(f"--hub_strategy {strategy} pushes each saved checkpoint, and --save_strategy no saves "
+                         "none: pass --save_strategy epoch (or steps), or --hub_strategy end.")
+    if training.hub_always_push and strategy == "end":
+        raise UsageError("--hub_always_push applies to pushes while training: add --hub_strategy checkpoint (or "
+                         "every_save, all_checkpoints), or drop --hub_always_push.")
+    if training.hub_revision:
+        raise UsageError("--hub_revision: this project pushes to the repo's main branch only. Drop --hub_revision "
+                         "(to publish on a branch, push the finished folder with `hf upload --revision BRANCH`).")
+    if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.startswith("hub"):
+        from finetune import artifacts, hub_checkpoints  # noqa: PLC0415  (imports torch and the Hub client)
+
+        if artifacts.is_hub_resume(training.resume_from_checkpoint):
+            hub_checkpoints.resume_repo(training.resume_from_checkpoint, training.hub_model_id)
 
 
 def read_recipe(path: str, parser: HfArgumentParser) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub, search
+from finetune import artifacts, hub, hub_checkpoints, search
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             output_dir, config.training.resume_from_checkpoint, config.run.overwrite_output_dir
         )
         push_target = plan_push(config)
+        resume = fetch_hub_checkpoint(config, resume, push_target)
         run = prepare(config)
     except UsageError as err:
         if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         clock.lap("hyperparameter_search")
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
     trainer = build_trainer(config, run)
-    trainer.train(resume_from_checkpoint=resume)
+    pusher = checkpoint_pusher(config, push_target)
+    if pusher:
+        trainer.add_callback(pusher)
+    trainer.train(resume_from_checkpoint=resume)  # its end waits for the checkpoint pushes
     # The trained model is saved before anything else can fail: evaluation, the card, the push.
     trainer.save_model(str(output_dir))
     clock.lap("training", evaluation_during_training=sum(
@@ -107,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
               f"same command with --resume_from_checkpoint true, e.g.\n  {finish_command(argv)}",
               file=sys.stderr)
         return EXIT_FINISH_FAILED
+    if pusher and pusher.uploader:
+        print(pusher.summary())
+        for line in pusher.report(output_dir):
+            print(f"warning: {line}", file=sys.stderr)
     if push_target:
         banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
         try:
@@ -288,6 +296,42 @@ def plan_push(config: RunConfig) -> PushTarget | None:
     if problem[0] is not None:
         raise UsageError(problem[0])
     return target  # None in the other processes: they never push
+
+
+def fetch_hub_checkpoint(config: RunConfig, resume: str | None, push_target: PushTarget | None) -> str | None:
+    """`--resume_from_checkpoint hub[:owner/name]`: the main process downloads the repo's last checkpoint into
+    the output folder; every process then resumes from that folder. Other values pass through."""
+    if not artifacts.is_hub_resume(resume):
+        return resume
+    args = config.training
+    shared = [None, None]  # the checkpoint's path, or the problem's message
+    if args.process_index == 0:
+        try:
+            if resume == artifacts.HUB_RESUME and push_target is not None:
+                repo_id, token = push_target.repo_id, push_target.token
+            else:
+                repo_id, token = hub_checkpoints.resume_repo(resume, args.hub_model_id), None
+            shared[0] = str(hub_checkpoints.download_checkpoint(repo_id, token, Path(args.output_dir)))
+        except UsageError as err:
+            shared[1] = str(err)
+    if args.world_size > 1:
+        torch.distributed.broadcast_object_list(shared, src=0)
+    if shared[1] is not None:
+        raise UsageError(shared[1])
+    return shared[0]
+
+
+def checkpoint_pusher(config: RunConfig, push_target: PushTarget | None) -> hub_checkpoints.CheckpointPusher | None:
+    """With --hub_strategy other than end, every process gets the callback (they wait for each other's
+    checkpoint files); the main process alone, which holds the push target, uploads."""
+    args = config.training
+    if args.hub_strategy == "end":
+        return None
+    if push_target is None:
+        return hub_checkpoints.CheckpointPusher(args.hub_strategy.value)
+    hub_checkpoints.remove_stale_staging(Path(args.output_dir))
+    return hub_checkpoints.CheckpointPusher(args.hub_strategy.value, push_target.repo_id, push_target.token,
+                                            push_target.private, args.hub_always_push)
 
 
 def final_evaluation(trainer: Trainer, tokenized, label_names: list[str], orders: dict[str, np.ndarray]):

@@ -30,6 +30,8 @@ os.environ.update(
         "HF_ENDPOINT": f"http://127.0.0.1:{FAKE_HUB_PORT}",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_IMPLICIT_TOKEN": "1",
+        # Uploads take the LFS path, which the fake Hub serves (with Xet the client asks for a Xet token).
+        "HF_HUB_DISABLE_XET": "1",
         "GRADIO_ANALYTICS_ENABLED": "False",
         "TOKENIZERS_PARALLELISM": "false",
         "DISABLE_TQDM": "1",

@@ -1,5 +1,6 @@
 """Pushing to the Hub through the real huggingface_hub client and real HTTP, against a fake Hub."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,6 +68,18 @@ def test_push_uploads_model_card_and_metrics_in_one_commit(pushed_run):
     assert not [name for name in repo.files if name.startswith("checkpoint-") or name.endswith((".bin", ".pt"))]
     assert repo.files["README.md"] == (output_dir / "README.md").read_bytes()
     assert b'model="me/tiny-reviews"' in repo.files["README.md"]
+
+
+def test_weights_travel_through_lfs_and_text_files_inline(pushed_run):
+    hub, output_dir, _ = pushed_run
+    commit = hub.repo("me/tiny-reviews").commits[0]
+    assert "model.safetensors" in commit["lfs_paths"]
+    assert not {"README.md", "config.json", "tokenizer.json", "results.json"} & set(commit["lfs_paths"])
+    weights = (output_dir / "model.safetensors").read_bytes()
+    uploads = [u for u in hub.lfs_uploads if u["oid"] == hashlib.sha256(weights).hexdigest()]
+    assert uploads and uploads[0]["size"] == len(weights)
+    assert not uploads[0]["authorized"], "the token went to the LFS storage"
+    assert ("POST", "/me/tiny-reviews.git/info/lfs/objects/batch") in hub.requests
 
 
 def test_pushed_card_passed_yaml_validation_and_links_base_model(pushed_run):
@@ -230,10 +243,14 @@ def test_only_the_main_process_talks_to_the_hub(fake_hub, tiny_bert, review_file
     command = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port", "0",
                "finetune/train.py", *tiny_run_args(tiny_bert, review_files, tmp_path / "two", "--num_train_epochs",
                                                    "1", "--per_device_train_batch_size", "8", "--push_to_hub",
-                                                   "--hub_model_id", "me/two-processes")]
+                                                   "--hub_model_id", "me/two-processes", "--hub_strategy",
+                                                   "checkpoint")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_TOKEN": TOKEN}
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     requests = fake_hub.requests[before:]
     assert requests.count(("GET", "/api/whoami-v2")) == 1
-    assert len(fake_hub.repo("me/two-processes").commits) == 1
+    repo = fake_hub.repo("me/two-processes")
+    assert [c["summary"] for c in repo.commits][0] == "Training in progress, epoch 1" and len(repo.commits) == 2
+    # the checkpoint pushed once both processes had written it: each one's RNG state is there
+    assert {"last-checkpoint/rng_state_0.pth", "last-checkpoint/rng_state_1.pth"} <= set(repo.files)
