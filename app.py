@@ -83,6 +83,10 @@ class Run:
     config: dict = field(default_factory=dict)
     card_metadata: dict = field(default_factory=dict)
     search: dict = field(default_factory=dict)  # hp_search.json, when the run searched its hyperparameters
+    revision: str | None = None  # the Hub commit, branch or tag served (MODEL_REVISION); None: main
+    # per-review predictions of the run's scored splits (predictions_<split>.csv rows)
+    test_predictions: list[dict] = field(default_factory=list)
+    validation_predictions: list[dict] = field(default_factory=list)
 
 
 def _front_matter(text: str) -> dict:
@@ -100,18 +104,20 @@ RUN_FILE_READERS = {
     artifacts.CONFIG_FILE: ("config", lambda text: yaml.safe_load(text) or {}),
     artifacts.CARD_FILE: ("card_metadata", _front_matter),
     artifacts.SEARCH_FILE: ("search", json.loads),
+    artifacts.predictions_file("test"): ("test_predictions", lambda text: _csv_records(text)),
+    artifacts.predictions_file("validation"): ("validation_predictions", lambda text: _csv_records(text)),
 }
 
 
-def load_run(model_id: str, quantize: bool = False) -> Run:
+def load_run(model_id: str, quantize: bool = False, revision: str | None = None) -> Run:
     """Load the model once, at start. A missing model becomes a message on the page, and a run file
     that is corrupt or cut short becomes a message on the metrics tab: the demo still serves."""
     from finetune.inference import ReviewClassifier
 
-    run = Run(model_id=model_id)
+    run = Run(model_id=model_id, revision=revision)
     token = os.environ.get("HF_TOKEN") or None
     try:
-        run.classifier = ReviewClassifier(model_id, token=token, quantize=quantize)
+        run.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, revision=revision)
     except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
         run.problem = (
             f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]}).\n\n"
@@ -120,7 +126,7 @@ def load_run(model_id: str, quantize: bool = False) -> Run:
         )
         return run
     try:
-        files = artifacts.fetch_run_files(model_id, token=token)
+        files = artifacts.fetch_run_files(model_id, token=token, names=tuple(RUN_FILE_READERS), revision=revision)
     except Exception as err:
         run.problem = f"The model loaded, but its training files could not be read ({err})."
         return run
@@ -140,6 +146,13 @@ def load_run(model_id: str, quantize: bool = False) -> Run:
             continue
         setattr(run, attribute, value)
     return run
+
+
+def _csv_records(text: str) -> list[dict]:
+    try:
+        return list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as err:
+        raise ValueError(str(err)) from err
 
 
 def _describe(err: Exception) -> str:
@@ -315,6 +328,53 @@ def search_view(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     return pd.DataFrame(rows).round(4), plot if "learning_rate" in names else empty, note
 
 
+MISTAKES_SHOWN = 20
+
+
+def evaluations_view(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Every evaluation in the card's model-index (the run's own splits and `finetune.score` results), and
+    the run's most confidently wrong reviews: what a user reads to learn what the model has not understood."""
+    try:
+        evaluations = pd.DataFrame(card_evaluations(run.card_metadata))
+    except SHAPE_ERRORS as err:
+        evaluations = pd.DataFrame({"problem": [f"the card's model-index could not be shown ({_describe(err)})"]})
+    split = next((s for s, rows in (("test", run.test_predictions), ("validation", run.validation_predictions))
+                  if rows and "label" in rows[0]), None)
+    if split is None:
+        return evaluations, pd.DataFrame(), ("This run stored no per-review predictions of a labelled split "
+                                             f"(`{artifacts.predictions_file('test')}`): nothing to show here.")
+    rows = run.test_predictions if split == "test" else run.validation_predictions
+    try:
+        wrong = confident_mistakes(rows)
+    except SHAPE_ERRORS as err:
+        return evaluations, pd.DataFrame(), f"`{artifacts.predictions_file(split)}` could not be shown ({_describe(err)})."
+    note = (f"**{len(wrong):,} of {len(rows):,}** {split} reviews are wrong. The {min(len(wrong), MISTAKES_SHOWN)} "
+            "the model was surest about are below, surest first: the kinds of review it has not understood "
+            "(or labels that are wrong).")
+    return evaluations, pd.DataFrame(wrong[:MISTAKES_SHOWN]), note
+
+
+def card_evaluations(card_metadata: dict) -> list[dict]:
+    """One row per dataset and split in the card's model-index, with its scores."""
+    rows = []
+    for entry in card_metadata.get("model-index") or []:
+        for result in entry.get("results") or []:
+            dataset = result.get("dataset") or {}
+            name = dataset.get("name") or dataset.get("type")
+            rows.append({"dataset": name + (f" ({dataset['config']})" if dataset.get("config") else ""),
+                         "split": dataset.get("split"),
+                         **{m["type"]: round(float(m["value"]), 4) for m in result.get("metrics") or []}})
+    return rows
+
+
+def confident_mistakes(rows: list[dict]) -> list[dict]:
+    """The wrong predictions of a predictions_<split>.csv, most confident first."""
+    wrong = [{"review": row["text"], "true label": row["label"], "predicted": row["predicted_label"],
+              "confidence": round(float(row[f"p({row['predicted_label']})"]), 4)}
+             for row in rows if row["label"] != row["predicted_label"]]
+    return sorted(wrong, key=lambda row: -row["confidence"])
+
+
 def _long(history: pd.DataFrame, columns: list[str], value_name: str) -> pd.DataFrame:
     if history.empty:
         return pd.DataFrame({"epoch": [], value_name: [], "series": []})
@@ -393,7 +453,8 @@ def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr
 
     model_calls = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY}
     with gr.Blocks(title="Review classifier", delete_cache=cache_cleaning) as demo:
-        gr.Markdown(f"# Review classifier\nModel: `{run.model_id}` · labels: {labels}")
+        pinned = f" at revision `{run.revision[:12]}`" if run.revision else ""
+        gr.Markdown(f"# Review classifier\nModel: `{run.model_id}`{pinned} · labels: {labels}")
         if run.problem:
             gr.Markdown(f"### ⚠️ {run.problem}", elem_id="problem")
         with gr.Tab("Classify"):
@@ -433,12 +494,19 @@ def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr
                 trials_table = gr.Dataframe(trials, label="Trials", interactive=False)
                 trials_plot = gr.ScatterPlot(trials_plot_data, x="learning_rate", y="score", color="state",
                                              title="Validation score against learning rate", elem_id="trials-plot")
+            evaluations, mistakes, mistakes_note = evaluations_view(run)
+            evaluations_table = gr.Dataframe(evaluations, label="Evaluations in the model card", interactive=False)
+            with gr.Accordion("Where the model is most confidently wrong", open=True):
+                mistakes_box = gr.Markdown(mistakes_note)
+                mistakes_table = gr.Dataframe(mistakes, label="Most confidently wrong", interactive=False, wrap=True)
             refresh = gr.Button("Reload metrics")
             refresh.click(lambda: metrics_view(run), None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],
                           api_name="metrics")
             refresh.click(lambda: search_view(run), None, [trials_table, trials_plot, search_box],
                           api_name="hp_search")
+            refresh.click(lambda: evaluations_view(run), None, [evaluations_table, mistakes_table, mistakes_box],
+                          api_name="evaluations")
     # api_open=False: the REST routes (/run/...) would skip the queue and its limits; outside a
     # Space Gradio leaves them open.
     demo.queue(default_concurrency_limit=MODEL_CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
@@ -513,6 +581,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Serve a fine-tuned review classifier.")
     parser.add_argument("--model_id", default=os.environ.get("MODEL_ID", artifacts.DEFAULT_OUTPUT_DIR),
                         help="model folder or Hub repo id (env MODEL_ID; default: the default training run)")
+    parser.add_argument("--model_revision", default=os.environ.get("MODEL_REVISION") or None,
+                        help="branch, tag or commit of a Hub model (env MODEL_REVISION; a Space deploy pins the commit)")
     parser.add_argument("--quantize", action="store_true", default=os.environ.get("QUANTIZE", "") == "1",
                         help="int8 dynamic quantization of Linear layers (faster on CPU; env QUANTIZE=1)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
@@ -522,5 +592,5 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    demo = build_demo(load_run(args.model_id, quantize=args.quantize))
+    demo = build_demo(load_run(args.model_id, quantize=args.quantize, revision=args.model_revision))
     demo.launch(server_name=args.host, server_port=args.port, **launch_settings())

@@ -7,6 +7,8 @@ can read what was pushed. Test code, not product code.
 What it serves (the real client's requests; see STACK.md):
 - repos: create (409 if it exists), info, tree, visibility change (PUT .../settings), files
   back through `resolve` (HEAD/GET, with X-Repo-Commit and ETag; 404 + EntryNotFound).
+- revisions: `resolve/{rev}` and `.../revision/{rev}` serve main or any commit's sha, with the
+  files as of that commit (404 + RevisionNotFound for another revision).
 - commits the way the Hub stores them. `preupload` answers "lfs" for weights and other binary
   files (the default .gitattributes patterns, `LFS_PATTERNS`), files of 10 MB or more, and files
   whose first bytes hold a NUL; "regular" otherwise. Regular files come inline (base64) in the
@@ -25,7 +27,8 @@ What it serves (the real client's requests; see STACK.md):
   NO_APP_FILE; each commit, variable or secret change (re)starts the build, and the next
   GET .../runtime calls step through `FakeHub.space_build_stages` (default BUILDING, then
   RUNNING), staying on the last. Set `FakeHub.space_build_stages` (every Space) or
-  `Repo.stage_queue` (one Space) to e.g. ["BUILDING", "BUILD_ERROR"] to script a failure.
+  `Repo.stage_queue` (one Space) to e.g. ["BUILDING", "BUILD_ERROR"] to script a failure
+  (`Repo.error_message` becomes the runtime's errorMessage).
 - faults: `FakeHub.inject(method, path_regex, status=..., delay=..., times=...)` makes
   matching requests wait `delay` seconds and/or fail with `status`.
 
@@ -85,14 +88,25 @@ class Repo:
     stage_queue: list[str] = field(default_factory=list)  # the stages the next runtime requests step through
     hardware: str | None = None
     requested_hardware: str | None = None
+    error_message: str | None = None  # a Space's runtime errorMessage (e.g. with BUILD_ERROR), when set
 
     @property
     def sha(self) -> str:
         return self.commits[-1]["sha"] if self.commits else "0" * 40
 
+    def at(self, revision: str | None) -> tuple[str, dict[str, bytes], set[str]] | None:
+        """(commit sha, files, LFS paths) at a revision: main (or none) or a commit's sha; None if unknown."""
+        if revision in (None, "main"):
+            return self.sha, self.files, self.lfs_paths
+        commit = next((c for c in self.commits if c["sha"] == revision and "snapshot" in c), None)
+        return (commit["sha"], *commit["snapshot"]) if commit else None
+
     def runtime(self) -> dict:
-        return {"stage": self.stage, "hardware": {"current": self.hardware, "requested": self.requested_hardware},
-                "gcTimeout": None, "storage": None, "devMode": False}
+        runtime = {"stage": self.stage, "hardware": {"current": self.hardware, "requested": self.requested_hardware},
+                   "gcTimeout": None, "storage": None, "devMode": False}
+        if self.error_message:
+            runtime["errorMessage"] = self.error_message
+        return runtime
 
 
 @dataclass
@@ -299,8 +313,11 @@ class _Handler(BaseHTTPRequestHandler):
             repo_type, repo_id = _TYPES[match.group(1)], match.group(2)
             repo = self._repo(repo_type, repo_id, head)
             if repo:
-                info = {"id": repo_id, "sha": repo.sha, "private": repo.private, "sdk": repo.sdk,
-                        "siblings": [{"rfilename": name} for name in sorted(repo.files)]}
+                state = repo.at(match.group(3))
+                if state is None:
+                    return self._error(404, "RevisionNotFound", f"Invalid rev id: {match.group(3)}", head=head)
+                info = {"id": repo_id, "sha": state[0], "private": repo.private, "sdk": repo.sdk,
+                        "siblings": [{"rfilename": name} for name in sorted(state[1])]}
                 if repo_type == "space":
                     info["runtime"] = repo.runtime()
                 self._send(200, info, head=head)
@@ -310,12 +327,16 @@ class _Handler(BaseHTTPRequestHandler):
             repo = self._repo(_URL_PREFIX.get(match.group(1), "model"), match.group(2), head)
             if repo is None:
                 return
+            state = repo.at(match.group(3))  # main or a commit: the files as they were then
+            if state is None:
+                return self._error(404, "RevisionNotFound", f"Invalid rev id: {match.group(3)}", head=head)
+            sha, files, lfs_paths = state
             name = match.group(4)
-            if name not in repo.files:
+            if name not in files:
                 return self._error(404, "EntryNotFound", f"{name} does not exist", head=head)
-            data = repo.files[name]
-            headers = {"X-Repo-Commit": repo.sha, "ETag": '"' + _git_oid(data, name in repo.lfs_paths) + '"'}
-            if name in repo.lfs_paths:  # the Hub redirects LFS files to its storage
+            data = files[name]
+            headers = {"X-Repo-Commit": sha, "ETag": '"' + _git_oid(data, name in lfs_paths) + '"'}
+            if name in lfs_paths:  # the Hub redirects LFS files to its storage
                 oid = hashlib.sha256(data).hexdigest()
                 headers.update({"Location": self.fake.storage_href(oid), "X-Linked-Etag": f'"{oid}"',
                                 "X-Linked-Size": str(len(data))})
@@ -494,7 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
                     deleted.extend(gone)
             sha = hashlib.sha1(f"{repo_id}{len(repo.commits)}".encode()).hexdigest()
             repo.commits.append({"sha": sha, "summary": header["summary"], "paths": paths, "lfs_paths": lfs_paths,
-                                 "deleted": deleted})
+                                 "deleted": deleted, "snapshot": (dict(repo.files), set(repo.lfs_paths))})
             self.fake._start_build(repo)
         self._send(200, {"commitUrl": f"{self.fake.url}/{repo_id}/commit/{sha}", "commitOid": sha,
                          "pullRequestUrl": None})

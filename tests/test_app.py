@@ -470,3 +470,47 @@ def test_browser_classifies_and_shows_metrics_plot(local_app, tmp_path):
         assert page.get_by_text("Per-epoch history").count() >= 1
         page.screenshot(path=str(tmp_path / "metrics.png"), full_page=True)
         browser.close()
+
+
+# --- evaluations and mistakes; the pinned revision ----------------------------------------------
+
+
+def test_evaluations_endpoint_lists_the_card_evaluations_and_the_surest_mistakes(local_app):
+    client, folder, _ = local_app
+    evaluations, mistakes, note = client.predict(api_name="/evaluations")
+    assert evaluations["headers"][:3] == ["dataset", "split", "accuracy"]
+    results = artifacts.read_json(folder, artifacts.RESULTS_FILE)
+    rows = {row[1]: row for row in evaluations["data"]}
+    assert set(rows) == {"validation", "test"}
+    assert rows["test"][2] == pytest.approx(results["scores"]["test"]["accuracy"], abs=1e-4)
+    assert mistakes["headers"] == ["review", "true label", "predicted", "confidence"]
+    matrix = results["confusion_matrices"]["test"]
+    wrong = matrix[0][1] + matrix[1][0]
+    assert len(mistakes["data"]) == min(wrong, app.MISTAKES_SHOWN) and f"**{wrong:,} of 32** test reviews" in note
+    assert all(row[1] != row[2] for row in mistakes["data"])
+    confidences = [row[3] for row in mistakes["data"]]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_confident_mistakes_puts_the_surest_wrong_prediction_first():
+    rows = [{"text": "a", "label": "pos", "predicted_label": "neg", "p(neg)": "0.6", "p(pos)": "0.4"},
+            {"text": "b", "label": "pos", "predicted_label": "pos", "p(neg)": "0.01", "p(pos)": "0.99"},
+            {"text": "c", "label": "neg", "predicted_label": "pos", "p(neg)": "0.05", "p(pos)": "0.95"}]
+    assert [(m["review"], m["confidence"]) for m in app.confident_mistakes(rows)] == [("c", 0.95), ("a", 0.6)]
+
+
+def test_app_serves_the_model_revision_it_is_pinned_to(hub_app, trained_run, tmp_path, monkeypatch):
+    # hub_app's fake Hub is up for this module
+    hub.push_folder(trained_run, "me/pinned", TOKEN)
+    first = hub.api(TOKEN).model_info("me/pinned").sha
+    moved = Path(shutil.copytree(trained_run, tmp_path / "v2"))
+    config = json.loads((moved / "config.json").read_text())
+    config["id2label"], config["label2id"] = {"0": "bad", "1": "good"}, {"bad": 0, "good": 1}
+    (moved / "config.json").write_text(json.dumps(config))
+    hub.push_folder(moved, "me/pinned", TOKEN)
+    monkeypatch.setenv("MODEL_REVISION", first)
+    args = app.parse_args(["--model_id", "me/pinned"])
+    pinned = app.load_run(args.model_id, revision=args.model_revision)
+    assert pinned.classifier.label_names == ["negative", "positive"] and pinned.revision == first
+    assert pinned.history and pinned.test_predictions  # the run's files, of that commit too
+    assert app.load_run("me/pinned").classifier.label_names == ["bad", "good"]  # main moved on

@@ -211,7 +211,7 @@ def test_private_flag_makes_an_existing_public_repo_private(pushed_run, tiny_ber
     if command == "push":
         assert push_main([str(output_dir), "--repo", repo_id, "--private"]) == 0
     elif command == "space":
-        assert space_main(["--space", repo_id, "--model_id", "me/tiny-reviews", "--private"]) == 0
+        assert space_main(["--space", repo_id, "--model_id", "me/tiny-reviews", "--private", "--timeout", "0"]) == 0
     else:
         # Made private before training starts: a bad column then stops the run, the repo is private already.
         code = main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", "--push_to_hub", "--hub_model_id",
