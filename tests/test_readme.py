@@ -41,3 +41,32 @@ def test_readme_train_command_parses(line, tmp_path, monkeypatch):
 def test_readme_names_files_that_exist():
     for path in re.findall(r"`((?:finetune|bench|recipes|accelerate_configs|tests)/[\w./-]+\.(?:py|yaml))`", README):
         assert (REPO_ROOT / path).exists(), path
+
+
+def _module_lines(module: str):
+    for line in CODE.splitlines():
+        if f"-m {module} " in line and "..." not in line:
+            yield line.split("#")[0].strip()
+
+
+@pytest.mark.parametrize("line", list(_module_lines("finetune.score")))
+def test_readme_score_command_parses(line, tmp_path, monkeypatch):
+    from finetune.score import parse_args
+
+    monkeypatch.chdir(tmp_path)
+    words = shlex.split(line)
+    flags = words[words.index("finetune.score") + 1:]
+    for word in flags:
+        if word.endswith((".csv", ".jsonl")):
+            (tmp_path / word).write_text("text,label\ngood,positive\n")
+    model, args = parse_args(flags)
+    assert model and args.split
+
+
+@pytest.mark.parametrize("line", list(_module_lines("finetune.space")))
+def test_readme_space_command_parses(line):
+    from finetune.space import parse_args
+
+    words = shlex.split(line)
+    args = parse_args(words[words.index("finetune.space") + 1:])
+    assert args.space and args.model_id
