@@ -4,6 +4,10 @@
     MODEL_ID=outputs/<run> python app.py           # any local model folder
     MODEL_ID=me/minilm-reviews python app.py       # a Hub repo (private: export HF_TOKEN)
     python app.py --model_id me/minilm-reviews --quantize --port 7860
+    python app.py --engine pytorch                 # not the ONNX copy, even if the model has one
+
+A model with an ONNX copy (onnx/model.onnx, written by every training run) is served by ONNX Runtime:
+fp32 by default, int8 with --quantize; one without it by PyTorch. The page says which.
 
 API (gradio_client): /classify (text -> label + confidences), /classify_batch (file, column
 -> table + CSV), /metrics (-> history table, plots, confusion matrix, card summary).
@@ -109,7 +113,7 @@ RUN_FILE_READERS = {
 }
 
 
-def load_run(model_id: str, quantize: bool = False, revision: str | None = None) -> Run:
+def load_run(model_id: str, quantize: bool = False, revision: str | None = None, engine: str = "auto") -> Run:
     """Load the model once, at start. A missing model becomes a message on the page, and a run file
     that is corrupt or cut short becomes a message on the metrics tab: the demo still serves."""
     from finetune.inference import ReviewClassifier
@@ -117,7 +121,7 @@ def load_run(model_id: str, quantize: bool = False, revision: str | None = None)
     run = Run(model_id=model_id, revision=revision)
     token = os.environ.get("HF_TOKEN") or None
     try:
-        run.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, revision=revision)
+        run.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, engine=engine, revision=revision)
     except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
         run.problem = (
             f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]}).\n\n"
@@ -403,7 +407,7 @@ def card_summary(run: Run) -> str:
     meta, training = run.card_metadata, run.config.get("training", {})
     sizes = run.results.get("split_sizes", {})
     lines = [
-        f"**Model**: `{run.model_id}`" + (" (int8 quantized for serving)" if getattr(run.classifier, "quantized", False) else ""),
+        f"**Model**: `{run.model_id}`" + (f" (served by {run.classifier.engine})" if run.classifier else ""),
         f"**Base model**: `{meta.get('base_model') or run.config.get('model', {}).get('model_name_or_path')}`",
         f"**Dataset**: {_dataset_name(meta)} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())} reviews)",
         f"**Labels**: {', '.join(run.results.get('label_names', []))}",
@@ -431,6 +435,7 @@ def _dataset_name(meta: dict) -> str:
 def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr.Blocks:
     max_tokens = run.classifier.max_length if run.classifier else 512
     labels = ", ".join(run.classifier.label_names) if run.classifier else "-"
+    engine = run.classifier.engine if run.classifier else "-"
     history, losses, scores, confusion, summary = metrics_view(run)
     file_job_slots = threading.BoundedSemaphore(MAX_FILE_JOBS)
 
@@ -454,7 +459,8 @@ def build_demo(run: Run, cache_cleaning: tuple[int, int] = CACHE_CLEANING) -> gr
     model_calls = {"concurrency_id": "model", "concurrency_limit": MODEL_CONCURRENCY}
     with gr.Blocks(title="Review classifier", delete_cache=cache_cleaning) as demo:
         pinned = f" at revision `{run.revision[:12]}`" if run.revision else ""
-        gr.Markdown(f"# Review classifier\nModel: `{run.model_id}`{pinned} · labels: {labels}")
+        gr.Markdown(f"# Review classifier\nModel: `{run.model_id}`{pinned} · labels: {labels} · engine: {engine}",
+                    elem_id="model-line")
         if run.problem:
             gr.Markdown(f"### ⚠️ {run.problem}", elem_id="problem")
         with gr.Tab("Classify"):
@@ -578,13 +584,19 @@ def launch_settings() -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from finetune.inference import ENGINES
+
     parser = argparse.ArgumentParser(description="Serve a fine-tuned review classifier.")
     parser.add_argument("--model_id", default=os.environ.get("MODEL_ID", artifacts.DEFAULT_OUTPUT_DIR),
                         help="model folder or Hub repo id (env MODEL_ID; default: the default training run)")
     parser.add_argument("--model_revision", default=os.environ.get("MODEL_REVISION") or None,
                         help="branch, tag or commit of a Hub model (env MODEL_REVISION; a Space deploy pins the commit)")
     parser.add_argument("--quantize", action="store_true", default=os.environ.get("QUANTIZE", "") == "1",
-                        help="int8 dynamic quantization of Linear layers (faster on CPU; env QUANTIZE=1)")
+                        help="serve in int8, faster on CPU: the model's int8 ONNX copy, or PyTorch's dynamic "
+                        "quantization for a model without one (env QUANTIZE=1)")
+    parser.add_argument("--engine", choices=ENGINES, default=os.environ.get("ENGINE", "auto"),
+                        help="auto: ONNX Runtime when the model has an ONNX copy (onnx/model.onnx), else PyTorch "
+                        "(env ENGINE)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     return parser.parse_args(argv)
@@ -592,5 +604,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
-    demo = build_demo(load_run(args.model_id, quantize=args.quantize, revision=args.model_revision))
+    demo = build_demo(load_run(args.model_id, quantize=args.quantize, engine=args.engine,
+                               revision=args.model_revision))
     demo.launch(server_name=args.host, server_port=args.port, **launch_settings())

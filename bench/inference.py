@@ -1,13 +1,15 @@
-"""Inference: the demo's prediction path against transformers.pipeline, on the same model and reviews.
+"""Inference: the demo's prediction paths against transformers.pipeline, on the same model and reviews.
 
     python bench/inference.py                                   # the default run's model folder
     python bench/inference.py --model outputs/<run>
 
-Rows: `pipeline("text-classification")` (batch 32), this project's ReviewClassifier in fp32
-(length-sorted batches), the same with int8 dynamic quantization (`app.py --quantize`), and two
-int8 alternatives that app.py does not take. Reported: single-review latency p50/p95 for ~150-token reviews, batch
-throughput on the embedded test reviews and on a Yelp-like length mix, and accuracy on the
-embedded test split (the int8 row's change in accuracy is the price of its speed).
+Rows: `pipeline("text-classification")` (batch 32); this project's ReviewClassifier (length-sorted
+batches) through PyTorch in fp32 and in torch.ao int8 (`app.py --engine pytorch [--quantize]`: the
+fallback for a model without an ONNX copy), through ONNX Runtime on the model's ONNX copy in fp32
+and int8 (`app.py [--quantize]`); and two int8 alternatives that app.py does not take. Reported:
+single-review latency p50/p95 for ~150-token reviews, batch throughput on the embedded test reviews
+and on a Yelp-like length mix, accuracy on the embedded test split and how many of its labels equal
+the pipeline's (fp32 PyTorch); an int8 row's change in accuracy is the price of its speed.
 """
 
 import argparse
@@ -66,9 +68,16 @@ class PipelinePath:
 
 
 class ClassifierPath:
-    def __init__(self, model_dir: str, quantize: bool):
-        self.classifier = ReviewClassifier(model_dir, quantize=quantize)
-        self.name = "ReviewClassifier int8 (app.py --quantize)" if quantize else "ReviewClassifier fp32 (app.py)"
+    NAMES = {
+        "pytorch fp32": "ReviewClassifier, PyTorch fp32 (app.py --engine pytorch)",
+        "pytorch int8": "ReviewClassifier, PyTorch int8 (app.py --engine pytorch --quantize)",
+        "onnxruntime fp32": "ReviewClassifier, ONNX Runtime fp32 (app.py)",
+        "onnxruntime int8": "ReviewClassifier, ONNX Runtime int8 (app.py --quantize)",
+    }
+
+    def __init__(self, model_dir: str, quantize: bool, engine: str):
+        self.classifier = ReviewClassifier(model_dir, quantize=quantize, engine=engine)
+        self.name = self.NAMES[self.classifier.engine]
 
     def one(self, text):
         return self.classifier.predict_one(text)
@@ -81,7 +90,7 @@ class EveryLinearInt8Path(ClassifierPath):
     """The alternative app.py does not take: every Linear layer in int8 (STACK.md's recipe)."""
 
     def __init__(self, model_dir: str, per_channel: bool):
-        super().__init__(model_dir, quantize=False)
+        super().__init__(model_dir, quantize=False, engine="pytorch")
         qconfig = torch.ao.quantization.per_channel_dynamic_qconfig if per_channel else None
         spec = {torch.nn.Linear: qconfig} if qconfig else {torch.nn.Linear}
         self.classifier.model = torch.ao.quantization.quantize_dynamic(self.classifier.model, spec, dtype=torch.qint8)
@@ -116,10 +125,13 @@ def main(argv=None) -> int:
                         help="leave out the rows for int8 choices app.py does not make")
     args = parser.parse_args(argv)
     require_trained_model(args.model)
+    if not (Path(args.model) / artifacts.ONNX_MODEL_FILE).is_file():
+        sys.exit(f"error: {args.model} has no ONNX copy. Write one: .venv/bin/python -m finetune.onnx_export {args.model}")
     quiet_libraries()
     test = load_embedded_reviews()["test"]  # the split every embedded run is scored on
     texts, gold = list(test["text"]), list(test["label"])
-    paths = [PipelinePath(args.model), ClassifierPath(args.model, False), ClassifierPath(args.model, True)]
+    paths = [PipelinePath(args.model)] + [ClassifierPath(args.model, quantize, engine)
+                                          for engine in ("pytorch", "onnxruntime") for quantize in (False, True)]
     if not args.skip_alternatives:
         paths += [EveryLinearInt8Path(args.model, per_channel=False), EveryLinearInt8Path(args.model, per_channel=True)]
     tokenizer = paths[1].classifier.tokenizer
@@ -135,13 +147,16 @@ def main(argv=None) -> int:
         p50, p95 = latencies[path.name]
         real = throughput(path, texts)
         yelp = throughput(path, yelp_like)
-        accuracy = sum(p == g for p, g in zip(path.labels(texts), gold)) / len(gold)
-        base = base or {"real": real, "yelp": yelp, "accuracy": accuracy}
+        labels = path.labels(texts)
+        accuracy = sum(p == g for p, g in zip(labels, gold)) / len(gold)
+        base = base or {"real": real, "yelp": yelp, "accuracy": accuracy, "labels": labels}
+        same = sum(a == b for a, b in zip(labels, base["labels"]))
         rows.append([path.name, p50, p95, real, f"{real / base['real']:.1f}x", yelp, f"{yelp / base['yelp']:.1f}x",
-                     f"{accuracy:.4f}", f"{(accuracy - base['accuracy']) * 100:+.2f}"])
+                     f"{accuracy:.4f}", f"{(accuracy - base['accuracy']) * 100:+.2f}", f"{same:,}/{len(labels):,}"])
         print(f"  measured: {path.name}", flush=True)
     headers = ["path", "p50 ms (150 tokens)", "p95 ms", f"reviews/s, test split (batch {BATCH})", "vs pipeline",
-               "reviews/s, Yelp-like", "vs pipeline", "test accuracy", "points vs pipeline"]
+               "reviews/s, Yelp-like", "vs pipeline", "test accuracy", "points vs pipeline",
+               "labels as pipeline's"]
     print(f"\n### Inference ({len(texts)} test reviews, {len(yelp_like)} Yelp-like reviews, torch threads "
           f"{torch.get_num_threads()})\n\n{markdown_table(headers, rows)}\n")
     return 0

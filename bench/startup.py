@@ -4,8 +4,9 @@
     python bench/startup.py --model outputs/<run> --rounds 5
 
 Side by side, alternating, against the usual tutorial demo (bench/baseline_app.py:
-gr.Interface around transformers.pipeline) on the same model. Each round starts a fresh
-process and polls with gradio_client until the first classification comes back.
+gr.Interface around transformers.pipeline) on the same model, and against app.py serving
+with PyTorch (ENGINE=pytorch: how it served before models had an ONNX copy). Each round
+starts a fresh process and polls with gradio_client until the first classification comes back.
 """
 
 import argparse
@@ -25,7 +26,12 @@ from _common import machine_line, markdown_table, require_trained_model  # noqa:
 
 from finetune import artifacts  # noqa: E402
 
-APPS = {"app.py (this project)": "app.py", "baseline: gr.Interface + pipeline": "bench/baseline_app.py"}
+# name -> (script, extra environment)
+APPS = {
+    "app.py (this project)": ("app.py", {}),
+    "app.py, PyTorch engine (ENGINE=pytorch)": ("app.py", {"ENGINE": "pytorch"}),
+    "baseline: gr.Interface + pipeline": ("bench/baseline_app.py", {}),
+}
 
 
 def free_port() -> int:
@@ -34,12 +40,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def seconds_to_first_answer(script: str, model: str, timeout: float = 120) -> float:
+def seconds_to_first_answer(script: str, model: str, timeout: float = 120, extra_env: dict | None = None) -> float:
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     port = free_port()
-    env = {**os.environ, "MODEL_ID": model, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "MODEL_ID": model, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           **(extra_env or {})}
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, script], cwd=REPO_ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,8 +78,8 @@ def main(argv=None) -> int:
     require_trained_model(args.model)
     times: dict[str, list[float]] = {name: [] for name in APPS}
     for _ in range(args.rounds):
-        for name, script in APPS.items():
-            times[name].append(seconds_to_first_answer(script, args.model))
+        for name, (script, extra_env) in APPS.items():
+            times[name].append(seconds_to_first_answer(script, args.model, extra_env=extra_env))
     ours = statistics.median(times["app.py (this project)"])
     rows = [[name, statistics.median(t), min(t), max(t), f"{statistics.median(t) / ours:.2f}x"]
             for name, t in times.items()]

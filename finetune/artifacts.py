@@ -32,6 +32,12 @@ def predictions_file(split: str) -> str:
 
 MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
 
+# The model's ONNX copy (finetune/onnx_export.py), where transformers.js and Optimum look for it.
+ONNX_DIR = "onnx"
+ONNX_MODEL_FILE = "onnx/model.onnx"  # fp32
+ONNX_QUANTIZED_FILE = "onnx/model_quantized.onnx"  # int8
+ONNX_FILES = (ONNX_MODEL_FILE, ONNX_QUANTIZED_FILE)
+
 # Everything a run writes that belongs to the model, and so the only files a push uploads (an
 # allow-list: a folder may also hold a virtual environment, .env or credentials, which must stay home).
 PUSHED_PATTERNS = (
@@ -53,6 +59,8 @@ PUSHED_PATTERNS = (
     "spiece.model",
     "sentencepiece.bpe.model",
     "tokenizer.model",
+    # In a subfolder: exact paths, and nothing else of that folder (hub.pushed_files)
+    *ONNX_FILES,
 )
 # What a run writes that stays local: checkpoints hold optimizer states, training_args.bin is a
 # pickle of every setting, runs/ holds TensorBoard logs.
@@ -110,7 +118,7 @@ def is_hub_resume(resume: str | None) -> bool:
 def is_run_output(name: str) -> bool:
     """Whether a top-level entry of a folder is something a run writes."""
     return (is_pushed(name) or any(fnmatch.fnmatchcase(name, p) for p in LOCAL_ONLY_PATTERNS)
-            or name.endswith(TEMPORARY_SUFFIX))
+            or name.endswith(TEMPORARY_SUFFIX) or name == ONNX_DIR)
 
 
 def foreign_entries(folder: Path) -> list[str]:

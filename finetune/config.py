@@ -230,6 +230,14 @@ class RunArguments:
             "num_train_epochs 1..4, warmup_steps 0..0.2, weight_decay 0..0.1."
         },
     )
+    export_onnx: bool = field(
+        default=True,
+        metadata={
+            "help": "After training, also write an ONNX copy of the model (onnx/model.onnx, and onnx/model_quantized.onnx "
+            "in int8), checked against PyTorch; the demo serves it with ONNX Runtime and a push uploads it. It adds "
+            "seconds to a run; false skips it (the demo then serves the PyTorch weights)."
+        },
+    )
 
     def __post_init__(self):
         if self.hp_search_trials < 0:
@@ -396,6 +404,7 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         training.resume_from_checkpoint = None
     check_hub_flags(training)
     return RunConfig(model=model, data=data, training=training, run=run)
+
 
 def check_hub_flags(training: TrainingArguments) -> None:
     """The Hub flags of TrainingArguments that this project honours, and the ones it refuses (none is ignored)."""

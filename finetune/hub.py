@@ -89,8 +89,12 @@ def ensure_repo(client: HfApi, repo_id: str, private: bool | None, repo_type: st
 
 
 def pushed_files(folder: Path) -> list[str]:
-    """The files of a run folder that a push uploads: an allow-list (artifacts.PUSHED_PATTERNS)."""
-    return sorted(p.name for p in Path(folder).iterdir() if p.is_file() and artifacts.is_pushed(p.name))
+    """The files of a run folder that a push uploads: an allow-list (artifacts.PUSHED_PATTERNS), as paths
+    relative to the folder. Top-level files match its patterns; in a subfolder (onnx/), only its exact paths."""
+    folder = Path(folder)
+    top_level = [p.name for p in folder.iterdir() if p.is_file() and artifacts.is_pushed(p.name)]
+    nested = [path for path in artifacts.PUSHED_PATTERNS if "/" in path and (folder / path).is_file()]
+    return sorted(top_level + nested)
 
 
 def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = None,
@@ -125,6 +129,9 @@ def point_card_at(folder: Path, repo_id: str) -> None:
         text = card.read_text()
         text = re.sub(r'model="[^"]*"', f'model="{repo_id}"', text)
         text = re.sub(r"`MODEL_ID=\S+ python app.py`", f"`MODEL_ID={repo_id} python app.py`", text)
+        # the ONNX section's snippets (model_card.with_onnx_section)
+        text = re.sub(r'^REPO = "[^"]*"$', f'REPO = "{repo_id}"', text, flags=re.M)
+        text = re.sub(r"pipeline\('text-classification', '[^']*'", f"pipeline('text-classification', '{repo_id}'", text)
         artifacts.write_text(card, text)
 
 

@@ -1,18 +1,28 @@
 """The serving path: load a fine-tuned classifier once, predict batches fast on a CPU.
 
+Two engines behind one API. A model with an ONNX copy (onnx/model.onnx in its folder or Hub
+repo, written by finetune/onnx_export.py) is served by ONNX Runtime: fp32 by default (the same
+labels as PyTorch), its int8 copy (onnx/model_quantized.onnx) with `quantize=True`. A model
+without one is served by PyTorch, in int8 with `quantize=True` through torch.ao dynamic
+quantization of most Linear layers (which PyTorch marks as deprecated: the fallback only).
+`classifier.engine` says which one serves.
+
 Reviews are sorted by length before batching, so each batch pads to a similar length
 (transformers' `pipeline` pads batches in arrival order). Reviews longer than the
-model's maximum are truncated to their first `max_length` tokens. Optional int8
-dynamic quantization of most Linear layers speeds up CPU serving.
+model's maximum are truncated to their first `max_length` tokens.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from finetune import artifacts
 
 DEFAULT_MAX_LENGTH = 512
+ENGINES = ("auto", "onnxruntime", "pytorch")  # auto: ONNX Runtime when the model has an ONNX copy
 
 
 @dataclass
@@ -25,19 +35,34 @@ class Prediction:
 
 class ReviewClassifier:
     def __init__(self, model_ref: str | Path, token: str | None = None, quantize: bool = False,
-                 max_length: int | None = None, revision: str | None = None):
+                 max_length: int | None = None, revision: str | None = None, engine: str = "auto"):
         # revision: a branch, tag or commit of a Hub repo (None: main); a Space pins it (MODEL_REVISION)
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
         self.model_ref = str(model_ref)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_ref, token=token, revision=revision)
-        model = AutoModelForSequenceClassification.from_pretrained(self.model_ref, token=token,
-                                                                   revision=revision).eval()
-        if quantize:
-            model = quantize_for_cpu(model)
-        self.model = model
+        onnx_file = None if engine == "pytorch" else find_onnx_copy(self.model_ref, quantize, token, revision)
+        if onnx_file is None and engine == "onnxruntime":
+            raise FileNotFoundError(
+                f"{self.model_ref} has no ONNX copy ({onnx_file_name(quantize)}). Write one with "
+                "`python -m finetune.onnx_export <model folder>`, or serve it with PyTorch."
+            )
+        self.model, self.session = None, None
+        if onnx_file is not None:
+            self.config = AutoConfig.from_pretrained(self.model_ref, token=token, revision=revision)
+            self.session = onnx_session(onnx_file)
+            self.onnx_inputs = [i.name for i in self.session.get_inputs()]
+            self.engine = "onnxruntime " + ("int8" if quantize else "fp32")
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(self.model_ref, token=token,
+                                                                       revision=revision).eval()
+            self.model = quantize_for_cpu(model) if quantize else model
+            self.config = model.config
+            self.engine = "pytorch " + ("int8" if quantize else "fp32")
         self.quantized = quantize
-        limit = min(self.tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", DEFAULT_MAX_LENGTH))
+        limit = min(self.tokenizer.model_max_length, getattr(self.config, "max_position_embeddings", DEFAULT_MAX_LENGTH))
         self.max_length = min(max_length or limit, limit, DEFAULT_MAX_LENGTH)
-        self.label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         if not texts:
@@ -45,16 +70,25 @@ class ReviewClassifier:
         encodings, truncated = self._encode(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i]["input_ids"]))
         results: list[Prediction | None] = [None] * len(texts)
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                indices = order[start:start + batch_size]
-                batch = self.tokenizer.pad([encodings[i] for i in indices], return_tensors="pt")
-                probabilities = torch.softmax(self.model(**batch).logits.float(), dim=-1).tolist()
-                for i, row in zip(indices, probabilities):
-                    scores = dict(zip(self.label_names, row))
-                    results[i] = Prediction(scores=scores, label=max(scores, key=scores.get),
-                                            tokens=len(encodings[i]["input_ids"]), truncated=i in truncated)
+        for start in range(0, len(order), batch_size):
+            indices = order[start:start + batch_size]
+            probabilities = softmax(self._logits([encodings[i] for i in indices])).tolist()
+            for i, row in zip(indices, probabilities):
+                scores = dict(zip(self.label_names, row))
+                results[i] = Prediction(scores=scores, label=max(scores, key=scores.get),
+                                        tokens=len(encodings[i]["input_ids"]), truncated=i in truncated)
         return results
+
+    def _logits(self, features: list[dict]) -> np.ndarray:
+        """One padded batch through the engine: float32 logits, one row per review."""
+        if self.session is not None:
+            batch = self.tokenizer.pad(features, return_tensors="np")
+            # an ONNX copy made elsewhere may ask for token_type_ids that this tokenizer does not make: all zeros
+            feeds = {name: batch.get(name, np.zeros_like(batch["input_ids"])).astype(np.int64) for name in self.onnx_inputs}
+            return self.session.run(["logits"], feeds)[0].astype(np.float32)
+        batch = self.tokenizer.pad(features, return_tensors="pt")
+        with torch.inference_mode():
+            return self.model(**batch).logits.float().numpy()
 
     def _encode(self, texts: list[str]) -> tuple[list[dict], set[int]]:
         """One tokenizer pass: each review truncated to max_length, and which ones were cut."""
@@ -71,6 +105,30 @@ class ReviewClassifier:
 
     def predict_one(self, text: str) -> Prediction:
         return self.predict([text], batch_size=1)[0]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def onnx_file_name(quantize: bool) -> str:
+    return artifacts.ONNX_QUANTIZED_FILE if quantize else artifacts.ONNX_MODEL_FILE
+
+
+def find_onnx_copy(model_ref: str, quantize: bool, token: str | None = None, revision: str | None = None) -> Path | None:
+    """The model's ONNX file for this precision, from its folder or downloaded from its Hub repo; None if it has
+    none (offline and not in the cache counts as none: PyTorch then serves)."""
+    name = onnx_file_name(quantize)
+    return artifacts.fetch_run_files(model_ref, token=token, names=(name,), revision=revision)[name]
+
+
+def onnx_session(path: Path):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only: it warns about initializers it folds away
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 # Linear layers whose inputs quantize well: attention projections and the feed-forward block's first

@@ -4,6 +4,7 @@ The metadata's `model-index` holds the final validation and test scores, so the 
 shows them and `ModelCard.load(...).data.eval_results` reads them back.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,3 +314,87 @@ def evaluation_section(evaluation: Evaluation) -> str:
     lines.append("\n".join(per_class))
     lines.append(_confusion_section(f"{e.dataset_name}, {e.split}", e.confusion_matrix, e.label_names))
     return "\n\n".join(lines)
+
+
+# --- the ONNX copy (finetune/onnx_export.py) ------------------------------------------------------
+# Added to a written card once the copy is checked, and removed with it; hub.point_card_at points its
+# snippets (REPO = "...", pipeline('text-classification', '...')) at the repo pushed to.
+
+ONNX_HEADING = "## ONNX (ONNX Runtime, transformers.js)"
+ONNX_TAGS = ("onnx", "transformers.js")
+
+
+def with_onnx_section(card_text: str, onnx_copy: Any | None) -> str:
+    """The card with its ONNX section (and tags) for `onnx_copy` (an onnx_export.OnnxCopy), or without them if None."""
+    card = ModelCard(card_text)
+    body = _without_section(card.text, ONNX_HEADING)
+    tags = [t for t in (card.data.tags or []) if t not in ONNX_TAGS]
+    if onnx_copy is not None:
+        body = _insert_before(body, "## Training history", _onnx_section(_card_repo(card.text), onnx_copy))
+        tags += ONNX_TAGS
+    if body == card.text and tags == list(card.data.tags or []):
+        return card_text
+    card.text, card.data.tags = body, tags
+    return card.content
+
+
+def _onnx_section(repo: str, copy: Any) -> str:
+    fp32, int8 = copy.files
+    return f"""{ONNX_HEADING}
+
+This model also comes in ONNX (opset 20, any batch size and review length), checked against PyTorch on
+{copy.reviews_checked} validation reviews when it was written:
+
+| file | weights | check |
+|---|---|---|
+| `{fp32}` | fp32 | logits within {copy.max_logit_difference:.0e} of PyTorch's |
+| `{int8}` | int8 (MatMul weights, per channel; dynamic quantization): smaller, faster on a CPU | \
+same label as PyTorch on {copy.int8_same_label} of {copy.reviews_checked} |
+
+Inputs: the tokenizer's, as int64; output: `logits`.
+
+With ONNX Runtime in Python (`pip install onnxruntime transformers`):
+
+```python
+import onnxruntime as ort
+from huggingface_hub import hf_hub_download
+from transformers import AutoConfig, AutoTokenizer
+
+REPO = "{repo}"
+tokenizer, config = AutoTokenizer.from_pretrained(REPO), AutoConfig.from_pretrained(REPO)
+session = ort.InferenceSession(hf_hub_download(REPO, "{fp32}"))  # or "{int8}"
+inputs = tokenizer(["The food was great and the staff were lovely."], truncation=True, return_tensors="np")
+logits = session.run(["logits"], {{i.name: inputs[i.name] for i in session.get_inputs()}})[0]
+print([config.id2label[int(i)] for i in logits.argmax(-1)])
+```
+
+In a browser (or Node) with [transformers.js](https://huggingface.co/docs/transformers.js) (`npm i @huggingface/transformers`):
+`dtype: 'q8'` loads `{int8}`, `dtype: 'fp32'` loads `{fp32}`.
+
+```js
+import {{ pipeline }} from '@huggingface/transformers';
+
+const classifier = await pipeline('text-classification', '{repo}', {{ dtype: 'q8' }});
+console.log(await classifier('The food was great and the staff were lovely.', {{ top_k: null }}));
+```"""
+
+
+def _card_repo(body: str) -> str:
+    """The model the card's usage snippets name (a repo id, or the local folder before a push)."""
+    match = re.search(r'model="([^"]*)"', body)
+    return match.group(1) if match else "path/to/this/folder"
+
+
+def _without_section(body: str, heading: str) -> str:
+    start = body.find(f"\n{heading}\n")
+    if start < 0:
+        return body
+    end = body.find("\n## ", start + 1)
+    return body[:start] + (body[end:] if end >= 0 else "\n")
+
+
+def _insert_before(body: str, heading: str, section: str) -> str:
+    at = body.find(f"\n{heading}")
+    if at < 0:
+        return body.rstrip("\n") + "\n\n" + section + "\n"
+    return body[:at] + "\n" + section + "\n" + body[at:]

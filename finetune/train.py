@@ -42,6 +42,7 @@ from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import confusion_matrix, make_compute_metrics
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
+from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import write_predictions, write_run_files
 
 logger = logging.getLogger("finetune")
@@ -102,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         for split, rows in scored.items():  # per-review results of the scored splits: where the model errs
             labels = [data.label_names[i] for i in data.splits[split]["label"]]
             write_predictions(output_dir, split, data.splits[split]["text"], rows, data.label_names, labels)
+        if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
+            export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS])
+        else:
+            remove_onnx_copy(output_dir)  # an earlier copy in this folder would no longer match the weights
     except Exception as err:
         if not trainer.is_world_process_zero():
             raise

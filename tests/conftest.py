@@ -126,15 +126,17 @@ def tiny_run_args(tiny_bert: Path, review_files: dict[str, Path], output_dir: Pa
         "--disable_tqdm", "true",
         "--dataloader_pin_memory", "false",
         "--cpu_threads", "1",
+        "--export_onnx", "false",  # seconds per run: trained_run and tests/test_onnx.py cover the export
         *extra,
     ]
 
 
 @pytest.fixture(scope="session")
 def trained_run(tiny_bert, review_files, tmp_path_factory) -> Path:
-    """A finished 2-epoch run of the real pipeline on the tiny BERT."""
+    """A finished 2-epoch run of the real pipeline on the tiny BERT, with its ONNX copy (so the demo's tests
+    serve through ONNX Runtime, as a default run's model is served)."""
     from finetune.train import main
 
     output_dir = tmp_path_factory.mktemp("run") / "tiny"
-    assert main(tiny_run_args(tiny_bert, review_files, output_dir)) == 0
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--export_onnx", "true")) == 0
     return output_dir

@@ -1,4 +1,5 @@
-"""The serving path: batched, length-sorted prediction, truncation, optional int8."""
+"""The serving path: batched, length-sorted prediction, truncation, optional int8 (ONNX Runtime serves the
+trained run, which has an ONNX copy; tests/test_onnx.py compares the engines)."""
 
 import pytest
 import torch
@@ -27,14 +28,15 @@ def test_predict_truncates_long_reviews_and_says_so(trained_run):
 
 
 def test_quantized_classifier_keeps_head_and_ffn_output_in_fp32(trained_run):
-    classifier = ReviewClassifier(trained_run, quantize=True)
+    classifier = ReviewClassifier(trained_run, quantize=True, engine="pytorch")
+    assert classifier.engine == "pytorch int8"
     modules = dict(classifier.model.named_modules())
     dynamic = torch.ao.nn.quantized.dynamic.Linear
     assert isinstance(modules["bert.encoder.layer.0.attention.self.query"], dynamic)
     assert isinstance(modules["bert.encoder.layer.0.intermediate.dense"], dynamic)
     assert type(modules["bert.encoder.layer.0.output.dense"]) is torch.nn.Linear
     assert type(modules["classifier"]) is torch.nn.Linear
-    fp32 = ReviewClassifier(trained_run).predict(["great film", "awful plot"])
+    fp32 = ReviewClassifier(trained_run, engine="pytorch").predict(["great film", "awful plot"])
     int8 = classifier.predict(["great film", "awful plot"])
     for a, b in zip(fp32, int8):
         assert sum(b.scores.values()) == pytest.approx(1.0, abs=1e-5)
