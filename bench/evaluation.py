@@ -8,7 +8,8 @@ reviews, with the same threads, in one process:
 - "Trainer, data order": `trainer.evaluate()` on the validation split as it comes
   (`--sort_eval_by_length false`), the behaviour before this project sorted evaluation;
 - "Trainer, length-sorted": what `finetune/train.py` does now at every epoch and at the end;
-- "serving path": `finetune.inference.ReviewClassifier.predict`, the demo's batch path.
+- "serving path": `finetune.inference.ReviewClassifier.predict`, the demo's batch path;
+- "python -m finetune.score": the evaluation command's prediction (the serving path, fed in chunks).
 Each row's time is the median of --repeats runs; reviews/s and the ratio to the first row are printed.
 """
 
@@ -31,6 +32,7 @@ from finetune import embedded  # noqa: E402
 from finetune.config import parse_config  # noqa: E402
 from finetune.data import load_embedded_reviews  # noqa: E402
 from finetune.inference import ReviewClassifier  # noqa: E402
+from finetune.score import predict_probabilities  # noqa: E402
 from finetune.train import build_trainer, prepare, set_cpu_threads  # noqa: E402
 
 
@@ -91,6 +93,8 @@ def main(argv=None) -> int:
         classifier.predict(validation[:32])
         seconds["serving path (ReviewClassifier.predict, batch 32)"] = timed(
             lambda: classifier.predict(validation), args.repeats)
+        seconds["python -m finetune.score (serving path in chunks of 512, progress bar)"] = timed(
+            lambda: predict_probabilities(classifier, validation, 32, progress=False), args.repeats)
         base = next(iter(seconds.values()))
         for name, value in seconds.items():
             rows.append([name, len(validation) / value, f"{base / value:.2f}x", value])
@@ -100,8 +104,9 @@ def main(argv=None) -> int:
           f"word pieces, {sum(n >= 512 for n in lengths) / len(lengths):.0%} at the 512 cap), MiniLM-L6, Trainer "
           f"eval batch {batch}, torch threads {torch.get_num_threads()}, median of {args.repeats}\n")
     print(markdown_table(["path", "reviews/s", "vs Trainer data order", "seconds"], rows))
-    serving = rows[-1][1]
-    print(f"\nLength-sorted Trainer evaluation runs at {rows[1][1] / serving:.0%} of the serving path's speed.")
+    serving = rows[2][1]
+    print(f"\nLength-sorted Trainer evaluation runs at {rows[1][1] / serving:.0%} of the serving path's speed; "
+          f"python -m finetune.score at {rows[3][1] / serving:.0%}.")
     return 0
 
 
