@@ -139,7 +139,10 @@ def load_run(model_id: str, quantize: bool = False, revision: str | None = None,
             continue
         attribute, parse = RUN_FILE_READERS[name]
         try:
-            value = parse(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if not text.strip():
+                raise ValueError("the file is empty")
+            value = parse(text)
         except (OSError, ValueError, yaml.YAMLError) as err:  # ValueError: bad JSON or bad UTF-8
             run.file_problems.append(f"`{name}` could not be read: {_describe(err)}. It may be cut short or corrupt.")
             continue
@@ -226,6 +229,8 @@ def read_reviews(file_path: str | None, column: str | None) -> list[str]:
         raise gr.Error("The file looks binary, not text: upload a .csv or .txt file of reviews.")
     if path.suffix.lower() == ".csv":
         columns, rows = _csv_rows(text)
+        if not column:
+            raise gr.Error(f"Choose the column that holds the reviews: {', '.join(columns)}.")
         if column not in columns:
             raise gr.Error(f"Column '{column}' is not in the file. Its columns: {', '.join(columns)}.")
         texts = [row.get(column) or "" for row in rows]

@@ -64,7 +64,8 @@ PUSHED_PATTERNS = (
 )
 # What a run writes that stays local: checkpoints hold optimizer states, training_args.bin is a
 # pickle of every setting, runs/ holds TensorBoard logs.
-LOCAL_ONLY_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", "pytorch_model.bin")
+PREVIOUS_RUN_DIR = "previous-run"  # an overwritten run waits here until the new run has saved its model
+LOCAL_ONLY_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", "pytorch_model.bin", PREVIOUS_RUN_DIR)
 TEMPORARY_SUFFIX = ".partial"  # atomic writes go through NAME.partial, then a rename
 # `--resume_from_checkpoint hub` (the repo of --hub_model_id) or `hub:owner/name`: the last checkpoint
 # pushed there with --hub_strategy checkpoint, downloaded into the output folder (finetune/hub_checkpoints.py).
@@ -161,7 +162,7 @@ def check_output_dir(folder: Path, resume: str | None, overwrite: bool) -> str |
     """Decide what a run may do with its output folder; return the checkpoint to resume from.
 
     Only checks: nothing is deleted here (that waits until every pre-training check has passed,
-    see clear_previous_run). A folder with files no run writes is refused whatever the flags say,
+    see set_aside_previous_run). A folder with files no run writes is refused whatever the flags say,
     and another run's model or checkpoints are refused unless the user asks to resume or overwrite.
     """
     folder = Path(folder)
@@ -203,7 +204,8 @@ def resolve_resume(folder: Path, resume: str) -> str:
         what = f"only incomplete ones ({', '.join(c.name for c in found)}: a save was cut short)" if found else ""
         raise UsageError(
             f"--resume_from_checkpoint true: no checkpoint-* folder in {folder} that can be resumed{what and ', '}"
-            f"{what}. Pass the path of a checkpoint, or the --output_dir of the run to resume."
+            f"{what}. Pass the path of a checkpoint or the --output_dir of the run to resume, or start again "
+            "with --overwrite_output_dir instead of --resume_from_checkpoint."
         )
     skipped = [c.name for c in found if int(c.name.split("-")[-1]) > int(complete[-1].name.split("-")[-1])]
     if skipped:
@@ -212,22 +214,36 @@ def resolve_resume(folder: Path, resume: str) -> str:
     return str(complete[-1])
 
 
-def clear_previous_run(folder: Path) -> list[str]:
-    """Remove an earlier run's outputs (after every check has passed), so that the folder never
-    mixes two runs: the old card or results beside new weights. Returns what was removed."""
+def set_aside_previous_run(folder: Path) -> list[str]:
+    """Move an earlier run's outputs into previous-run/ (after every check has passed), so that the
+    folder never mixes two runs and the earlier model survives until the new one is saved (see
+    drop_previous_run). Returns what was moved. A previous-run/ left by a run that died is kept
+    when the folder holds no finished model (it then holds that dead run's partial files, dropped)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = []
-    for entry in sorted(folder.iterdir()):
-        if not is_run_output(entry.name):
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)  # every launched process may get here
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry.name)
-    return removed
+    aside = folder / PREVIOUS_RUN_DIR
+    entries = [e for e in sorted(folder.iterdir()) if is_run_output(e.name) and e.name != PREVIOUS_RUN_DIR]
+    if aside.exists() and not holds_model(folder):
+        for entry in entries:
+            _remove(entry)
+        return []
+    _remove(aside)
+    aside.mkdir()
+    for entry in entries:
+        entry.rename(aside / entry.name)
+    return [e.name for e in entries]
+
+
+def drop_previous_run(folder: Path) -> None:
+    _remove(Path(folder) / PREVIOUS_RUN_DIR)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def fetch_run_files(model_ref: str, token: str | None = None, names: tuple[str, ...] = RUN_FILES,

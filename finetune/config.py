@@ -345,7 +345,7 @@ HELP_OVERRIDES = {
 
 
 def build_parser() -> HfArgumentParser:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
+    parser = _Parser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
     # Without an accelerator, say so: TrainingArguments then sets up CPU processes (gloo) as one
     # distributed job; otherwise two launched processes would each train alone.
     parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not _has_accelerator())
@@ -363,9 +363,44 @@ def _has_accelerator() -> bool:
     )
 
 
+# Flags of transformers' run_classification.py that this script spells differently or does not take:
+# each gets an answer instead of argparse's "unrecognized arguments" (which would echo a token).
+FOREIGN_FLAGS = {
+    "--max_predict_samples": "use --max_test_samples (the test split is predicted and scored at the end)",
+    "--text_column_names": "use --text_column_name with one column (join several columns into one first)",
+    "--metric_name": "metrics are fixed (accuracy, macro and per-class precision/recall/F1); "
+                     "--metric_for_best_model picks the one that chooses the best epoch",
+    "--do_regression": "regression is not supported: this tool trains classifiers (bin the values into classes)",
+    "--token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
+    "--use_auth_token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
+    "--shuffle_train_dataset": "not needed: the training data is shuffled (length-grouped) every epoch",
+    "--use_fast_tokenizer": "not needed: the model's own (fast) tokenizer is always used",
+    "--preprocessing_num_workers": "not needed: tokenization is batched and takes seconds",
+    "--overwrite_cache": "not needed: no tokenization cache is reused between runs",
+    "--remove_columns": "not needed: only --text_column_name and --label_column_name are read",
+    "--trust_remote_code": "not supported: only architectures built into transformers are loaded",
+}
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{4,}")
+
+
+def _refuse_foreign_flags(argv: list[str]) -> None:
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if name in FOREIGN_FLAGS:
+            raise UsageError(f"{name}: {FOREIGN_FLAGS[name]}.")
+
+
+class _Parser(HfArgumentParser):
+    """argparse, with its errors as one UsageError line (no usage screen) and any token masked."""
+
+    def error(self, message: str):
+        raise UsageError(f"{TOKEN_PATTERN.sub('hf_***', message)}. `python finetune/train.py --help` lists the flags.")
+
+
 def parse_config(argv: list[str] | None = None) -> RunConfig:
     """Parse defaults < --config YAML < command line into a RunConfig, or raise UsageError."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    _refuse_foreign_flags(argv)
     parser = build_parser()
     config_path = _config_path(argv)
     if config_path is not None:
@@ -403,6 +438,7 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
     if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.lower() == "false":
         training.resume_from_checkpoint = None
     check_hub_flags(training)
+    check_training_numbers(training)
     return RunConfig(model=model, data=data, training=training, run=run)
 
 
@@ -426,6 +462,19 @@ def check_hub_flags(training: TrainingArguments) -> None:
 
         if artifacts.is_hub_resume(training.resume_from_checkpoint):
             hub_checkpoints.resume_repo(training.resume_from_checkpoint, training.hub_model_id)
+
+
+def check_training_numbers(training: TrainingArguments) -> None:
+    """TrainingArguments takes these without a check and fails deep inside training: fail now."""
+    at_least_one = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
+    for name in at_least_one:
+        if getattr(training, name) < 1:
+            raise UsageError(f"--{name} {getattr(training, name)}: must be at least 1.")
+    for name in ("learning_rate", "num_train_epochs", "weight_decay", "warmup_steps"):
+        if getattr(training, name) < 0:
+            raise UsageError(f"--{name} {getattr(training, name)}: must not be negative.")
+    if training.save_total_limit is not None and training.save_total_limit < 1:
+        raise UsageError(f"--save_total_limit {training.save_total_limit}: must be at least 1 (or leave it out).")
 
 
 def read_recipe(path: str, parser: HfArgumentParser) -> dict[str, Any]:

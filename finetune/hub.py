@@ -64,7 +64,7 @@ def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str 
         logger.warning("could not check the Hub token now (%s); the push at the end will try again", err)
         return repo_id
     except Exception as err:  # connection errors (httpx2) are not OSError
-        logger.warning("the Hub is not reachable now (%s: %s); training goes on, the push is tried at the end",
+        logger.warning("the Hub is not reachable now (%s: %s); the repo is checked again when the files are pushed",
                        type(err).__name__, err)
         return repo_id
     full_id = repo_id if "/" in repo_id else f"{user}/{repo_id}"
@@ -137,7 +137,9 @@ def point_card_at(folder: Path, repo_id: str) -> None:
 
 def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> str:
     # The interpreter that ran this process: the command works as printed, virtual environment or not.
-    command = f"{shlex.quote(sys.executable)} -m finetune.push {shlex.quote(str(folder))} --repo {shlex.quote(repo_id)}"
+    # An absolute folder: the command works from any directory.
+    folder = shlex.quote(str(Path(folder).resolve()))
+    command = f"{shlex.quote(sys.executable)} -m finetune.push {folder} --repo {shlex.quote(repo_id)}"
     return command + (" --private" if private else "")
 
 

@@ -43,7 +43,8 @@ def load_pretrained_config(args: ModelArguments, label_names: list[str] | None =
         config = AutoConfig.from_pretrained(path, revision=args.model_revision, cache_dir=args.cache_dir, **extra)
     except (OSError, ValueError) as err:
         raise UsageError(
-            f"--model_name_or_path {path}: not a model folder and not loadable from the Hub ({err}). Pass a "
+            f"--model_name_or_path {path}: not a model folder and not loadable from the Hub "
+            f"({' '.join(str(err).split())[:300]}). Pass a "
             "folder with config.json, a Hub id you can reach, or leave the flag out for the embedded MiniLM."
         ) from err
     if args.attention_dropout is not None:

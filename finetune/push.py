@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder (relative to {Path.cwd()}). Pass the run's --output_dir.")
     missing = [name for name in ("config.json", artifacts.CARD_FILE, artifacts.RESULTS_FILE) if not (folder / name).exists()]
     if not folder.is_dir() or not artifacts.holds_model(folder) or missing:
         raise UsageError(

@@ -40,7 +40,7 @@ from finetune.data import (
 )
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
-from finetune.metrics import confusion_matrix, make_compute_metrics
+from finetune.metrics import HEADLINE_METRICS, confusion_matrix, make_compute_metrics
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import write_predictions, write_run_files
@@ -80,9 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     pusher = checkpoint_pusher(config, push_target)
     if pusher:
         trainer.add_callback(pusher)
-    trainer.train(resume_from_checkpoint=resume)  # its end waits for the checkpoint pushes
+    try:
+        trainer.train(resume_from_checkpoint=resume)  # its end waits for the checkpoint pushes
+    except BaseException:
+        if (output_dir / artifacts.PREVIOUS_RUN_DIR).exists() and trainer.is_world_process_zero():
+            print(f"error: training stopped; the run this one was replacing is kept in "
+                  f"{output_dir / artifacts.PREVIOUS_RUN_DIR}", file=sys.stderr)
+        raise
     # The trained model is saved before anything else can fail: evaluation, the card, the push.
     trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        artifacts.drop_previous_run(output_dir)
     clock.lap("training", evaluation_during_training=sum(
         entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history))
 
@@ -126,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             url = hub.push_folder(output_dir, push_target.repo_id, push_target.token, push_target.private,
                                   commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores))
         except hub.PushError as err:
+            print_summary(output_dir, data, scores, clock)  # the run itself succeeded: show what it made
             print(f"error: {err}", file=sys.stderr)
             return EXIT_PUSH_FAILED
         print(f"Pushed: {url}")
@@ -165,9 +174,10 @@ def start_run_folder(config: RunConfig, resume: str | None) -> None:
         if args.process_index != 0:
             return
         if resume is None and config.run.overwrite_output_dir:
-            removed = artifacts.clear_previous_run(output_dir)
-            if removed:
-                logger.info("--overwrite_output_dir: removed the previous run's %s", ", ".join(removed))
+            moved = artifacts.set_aside_previous_run(output_dir)
+            if moved:
+                logger.info("--overwrite_output_dir: the previous run (%s) waits in %s until this run has saved "
+                            "its model", ", ".join(moved), output_dir / artifacts.PREVIOUS_RUN_DIR)
         output_dir.mkdir(parents=True, exist_ok=True)
         artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
 
@@ -221,6 +231,7 @@ def prepare(config: RunConfig) -> Prepared:
                 splits[name], orders[name] = sort_by_length(splits[name])
             else:
                 orders[name] = np.arange(len(splits[name]))
+    check_metric_name(config.training.metric_for_best_model, data.label_names)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
     return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders)
@@ -261,6 +272,17 @@ def hyperparameter_search(config: RunConfig, run: Prepared) -> None:
     if result is not None:
         artifacts.write_json(Path(args.output_dir), artifacts.SEARCH_FILE, result.to_dict())
         logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)
+
+
+def check_metric_name(metric: str | None, label_names: list[str]) -> None:
+    """--metric_for_best_model must name a metric the evaluation produces; the Trainer would find out
+    only after the first epoch."""
+    if metric is None:
+        return
+    known = ["loss", *HEADLINE_METRICS] + [f"{m}_{name}" for m in ("precision", "recall", "f1") for name in label_names]
+    if metric.removeprefix("eval_") not in known:
+        raise UsageError(f"--metric_for_best_model {metric}: not a metric of this run. Choose one of "
+                         f"{', '.join(known)} (precision, recall and f1 are macro averages).")
 
 
 def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:
@@ -403,6 +425,9 @@ def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str
     for split, values in scores.items():
         print(f"  {split:<10} accuracy {values['accuracy']:.4f}  precision {values['precision']:.4f}  "
               f"recall {values['recall']:.4f}  f1 {values['f1']:.4f}  ({len(data.splits[split]):,} reviews)")
+    for split, unlabelled in data.unlabelled.items():
+        print(f"  {split:<10} no labels: {len(unlabelled):,} reviews predicted, not scored, in "
+              f"{artifacts.predictions_file(split)}")
     # The interpreter that trained: the command works as printed, virtual environment or not.
     print(f"Serve it in the demo:\n  MODEL_ID={shlex.quote(str(output_dir))} {shlex.quote(sys.executable)} app.py")
 

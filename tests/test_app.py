@@ -514,3 +514,17 @@ def test_app_serves_the_model_revision_it_is_pinned_to(hub_app, trained_run, tmp
     assert pinned.classifier.label_names == ["negative", "positive"] and pinned.revision == first
     assert pinned.history and pinned.test_predictions  # the run's files, of that commit too
     assert app.load_run("me/pinned").classifier.label_names == ["bad", "good"]  # main moved on
+
+
+def test_load_run_says_an_empty_run_file_is_empty(trained_run, tmp_path):
+    folder = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    (folder / artifacts.HISTORY_FILE).write_text("")
+    assert "`epoch_history.json` could not be read: ValueError: the file is empty" in "\n".join(
+        app.load_run(str(folder)).file_problems)
+
+
+def test_read_reviews_asks_for_a_column_when_none_is_chosen(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,stars\ngreat film,5\n")
+    with pytest.raises(app.gr.Error, match="Choose the column that holds the reviews: review, stars"):
+        app.read_reviews(str(path), None)

@@ -208,3 +208,57 @@ def test_main_refuses_a_token_on_the_command_line_without_echoing_it(tiny_bert, 
     assert "--hub_token" in captured.err and "HF_TOKEN" in captured.err and "hf auth login" in captured.err
     assert secret not in captured.err + captured.out
     assert not (tmp_path / "out").exists()
+
+
+def test_overwrite_keeps_the_previous_run_until_the_new_model_is_saved(trained_run, tiny_bert, review_files,
+                                                                       tmp_path, monkeypatch, capsys):
+    from transformers import TrainerCallback
+
+    folder = _copy_run(trained_run, tmp_path)
+    old_weights = (folder / "model.safetensors").read_bytes()
+
+    class PowerCut(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                raise KeyboardInterrupt("the machine went away")
+
+    monkeypatch.setattr(train, "early_stopping", lambda config: [PowerCut()])
+    with pytest.raises(KeyboardInterrupt):
+        main(tiny_run_args(tiny_bert, review_files, folder, "--overwrite_output_dir"))
+    assert f"is kept in {folder / 'previous-run'}" in capsys.readouterr().err
+    assert (folder / "previous-run" / "model.safetensors").read_bytes() == old_weights
+    assert not {"model.safetensors", "README.md", "results.json"} & {p.name for p in folder.iterdir()}
+
+    monkeypatch.undo()  # the next overwrite finishes: the waiting run goes once the new model is saved
+    assert main(tiny_run_args(tiny_bert, review_files, folder, "--overwrite_output_dir",
+                              "--num_train_epochs", "1")) == 0
+    assert not (folder / "previous-run").exists() and (folder / "model.safetensors").exists()
+
+
+def test_main_refuses_an_unknown_metric_before_touching_the_folder(trained_run, tiny_bert, review_files,
+                                                                  tmp_path, capsys):
+    folder = _copy_run(trained_run, tmp_path)
+    before = _state(folder)
+    code = main(tiny_run_args(tiny_bert, review_files, folder, "--overwrite_output_dir",
+                              "--metric_for_best_model", "acc"))
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--metric_for_best_model acc: not a metric of this run" in err and "f1_positive" in err
+    assert _state(folder) == before
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
+    (["--learning_rate=-1e-5"], "--learning_rate -1e-05: must not be negative"),
+    (["--max_predict_samples", "10"], "--max_predict_samples: use --max_test_samples"),
+    (["--do_regression"], "regression is not supported"),
+    (["--token", "hf_doNotPrintMe0123"], "--token: pass no token on the command line"),
+    (["--hub_tokn", "hf_doNotPrintMe0123"], "unrecognized arguments: --hub_tokn hf_***"),
+])
+def test_main_answers_flags_that_would_fail_late_or_that_other_tools_taught(tiny_bert, review_files, tmp_path,
+                                                                           capsys, flags, message):
+    assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err and "hf_doNotPrintMe0123" not in err
+    assert err.strip().splitlines()[-1].startswith("error: ") and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "out").exists()
