@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Value, load_dataset
 
 from finetune import embedded
 from finetune.config import DataArguments, public_value
@@ -142,16 +142,18 @@ def prepare_splits(
 
     dropped = {}
     # Train must be labelled: a row without a label (or with a hidden one) teaches nothing.
-    splits["train"], dropped["train"] = drop_empty_rows(splits["train"], args, "train")
+    train_file = _file_flag(args, "train")
+    splits["train"], dropped["train"] = drop_empty_rows(splits["train"], args, "train", where=train_file)
     _require_rows(splits["train"], "train", args)
-    label_names = label_names_of(splits["train"], args.label_column_name)
+    label_names = label_names_of(splits["train"], args.label_column_name, train_file)
     if len(label_names) < 2:
-        raise UsageError(
-            f"column '{args.label_column_name}' of train holds a single label ({label_names}): a classifier needs 2+."
-        )
+        prefix, column = _column_of(args.label_column_name, "train", train_file)
+        raise UsageError(f"{prefix}{column} holds a single label ({label_names}): a classifier needs 2+.")
     unlabelled, hidden = {}, {}
     for name in [n for n in splits if n != "train"]:
-        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=False)
+        splits[name], dropped[name] = drop_empty_rows(
+            splits[name], args, name, check_label=False, where=_file_flag(args, name)
+        )
         hidden_mask = hidden_label_mask(splits[name], args.label_column_name, label_names)
         if len(splits[name]) and all(hidden_mask):
             logger.warning("the %s split's labels are all hidden (-1 or missing): its %d reviews will be predicted, "
@@ -195,6 +197,19 @@ def prepare_splits(
     )
 
 
+def _file_flag(args: DataArguments, name: str) -> str | None:
+    """`--train_file PATH` for a split read from a file (as the file's read errors name it); None for a Hub
+    dataset or the embedded data, whose splits are named by their split name."""
+    path = getattr(args, f"{name}_file", None)
+    return f"--{name}_file {path}" if path else None
+
+
+def _column_of(column: str, name: str, where: str | None) -> tuple[str, str]:
+    """A message's start and its words for a column of split `name`: `--train_file scores.csv: ` and
+    `column 'label'` for a split read from a file; no start and `column 'label' of train` for other data."""
+    return (f"{where}: ", f"column '{column}'") if where else ("", f"column '{column}' of {name}")
+
+
 def _require_rows(split: Dataset, name: str, args: DataArguments) -> None:
     if len(split) == 0:
         raise UsageError(
@@ -214,9 +229,15 @@ def check_columns(split: Dataset, name: str, args: DataArguments,
             )
 
 
-def drop_empty_rows(split: Dataset, args: DataArguments, name: str, check_label: bool = True) -> tuple[Dataset, int]:
-    """Drop rows without text, and (for train) rows without a usable label, ClassLabel's hidden -1 included."""
+def drop_empty_rows(
+    split: Dataset, args: DataArguments, name: str, check_label: bool = True, where: str | None = None
+) -> tuple[Dataset, int]:
+    """Drop rows without text, and (for train) rows without a usable label, ClassLabel's hidden -1 included.
+
+    A text column of numbers is read as text first (see _read_numbers_as_text); `where` names its file.
+    """
     text, label = args.text_column_name, args.label_column_name
+    split = _read_numbers_as_text(split, text, name, where)
     hidden_class = check_label and isinstance(split.features[label], ClassLabel)
 
     def has_label(value) -> bool:
@@ -239,6 +260,37 @@ def drop_empty_rows(split: Dataset, args: DataArguments, name: str, check_label:
             "--empty_text drop to skip them."
         )
     return kept, dropped
+
+
+def _read_numbers_as_text(split: Dataset, column: str, name: str, where: str | None = None) -> Dataset:
+    """The split with `column` as strings (9 as "9", 3.5 as "3.5"); None stays None, an empty row.
+
+    datasets reads a text column of numbers as numbers (int64, or float64 when a cell is empty), and a JSON
+    column of numbers and texts as mixed values; a review "9" is still a review, not an empty row.
+    """
+    feature = split.features[column]
+    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        return split
+    values = list(split[column])
+    numbers = [value for value in values if value is not None and not isinstance(value, str)]
+    if not numbers:
+        return split
+    if any(isinstance(value, str) for value in values):
+        held = f"{len(numbers)} number{'s' if len(numbers) > 1 else ''} among its texts"
+    else:
+        held = "only numbers"
+    examples = ", ".join(list(dict.fromkeys(_as_text(value) for value in numbers))[:3])
+    prefix, described = _column_of(column, name, where)
+    logger.warning(
+        "%s%s holds %s (e.g. %s): read them as text. If the reviews are in another column, pass its name with "
+        "--text_column_name", prefix, described, held, examples,
+    )
+    texts = [value if value is None or isinstance(value, str) else _as_text(value) for value in values]
+    return split.remove_columns(column).add_column(column, texts, feature=Value("string"))
+
+
+def _as_text(value) -> str:
+    return _number_name(value) if _is_number(value) else str(value)
 
 
 HIDDEN_LABEL = -1  # how Hub datasets (GLUE, SST-2, ...) publish a test split whose labels are secret
@@ -274,10 +326,11 @@ def drop_hidden_labels(split: Dataset, args: DataArguments, name: str, hidden_ma
     return split.select([i for i, is_hidden in enumerate(hidden_mask) if not is_hidden]), count
 
 
-def label_names_of(train: Dataset, column: str) -> list[str]:
+def label_names_of(train: Dataset, column: str, where: str | None = None) -> list[str]:
     """ClassLabel names when the data has them, else the sorted set of train's labels (numbers sort as numbers).
 
-    Raises UsageError when train's labels cannot make a classifier (see check_labels_teachable).
+    Raises UsageError when train's labels cannot make a classifier (see check_labels_teachable); `where`
+    (`--train_file PATH`) names train's file in the message.
     """
     feature = train.features[column]
     values = list(train[column])
@@ -286,17 +339,17 @@ def label_names_of(train: Dataset, column: str) -> list[str]:
         names = list(feature.names)
         labels = [names[v] for v in values if 0 <= v < len(names)]
     elif numeric:
-        _refuse_continuous(values, column)
+        _refuse_continuous(values, column, where)
         names = [_number_name(v) for v in sorted(set(values))]
         labels = [_number_name(v) for v in values]
     else:
         names = sorted({str(v) for v in values})
         labels = [str(v) for v in values]
-    check_labels_teachable(labels, column, numeric)
+    check_labels_teachable(labels, column, numeric, where)
     return names
 
 
-def _refuse_continuous(values: list, column: str) -> None:
+def _refuse_continuous(values: list, column: str, where: str | None = None) -> None:
     """Numbers with fractions other than halves (3.7, 4.15) are a regression target, not classes.
 
     Whole numbers (1-5 stars) and halves (3.5 stars) are classes.
@@ -308,22 +361,24 @@ def _refuse_continuous(values: list, column: str) -> None:
         how_many = f"{distinct} distinct numbers" + (
             " with fractions" if len(fractional) == distinct else f", {len(fractional)} of them with fractions"
         )
+        prefix, described = _column_of(column, "train", where)
         raise UsageError(
-            f"column '{column}' of train holds {how_many} (e.g. {examples}): this looks like a regression target, "
+            f"{prefix}{described} holds {how_many} (e.g. {examples}): this looks like a regression target, "
             "and this tool trains classifiers only (regression is not supported). Bin the values into classes "
             "(e.g. whole stars, or low/medium/high) in a new column and pass its name with --label_column_name."
         )
 
 
-def check_labels_teachable(labels: list[str], column: str, numeric: bool = False) -> None:
+def check_labels_teachable(labels: list[str], column: str, numeric: bool = False, where: str | None = None) -> None:
     """Refuse more distinct labels than half the rows (fewer than 2 examples a class); warn about single examples."""
+    prefix, described = _column_of(column, "train", where)
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
     examples = ", ".join(list(counts)[:3])
     if len(counts) >= 2 and len(counts) > len(labels) / 2:
         raise UsageError(
-            f"column '{column}' of train holds {len(counts)} distinct labels in {len(labels)} rows (e.g. {examples}): "
+            f"{prefix}{described} holds {len(counts)} distinct labels in {len(labels)} rows (e.g. {examples}): "
             "fewer than 2 examples a class, more classes than the data can teach. Check that --label_column_name "
             "names the label column (not an id or a text), merge rare labels, or add reviews"
             + ("; if the numbers are a score, bin them into classes (regression is not supported)." if numeric else ".")
@@ -331,9 +386,9 @@ def check_labels_teachable(labels: list[str], column: str, numeric: bool = False
     single = [label for label, count in counts.items() if count == 1]
     if single:
         logger.warning(
-            "%d of %d labels in column '%s' of train have a single example (%s): the model can hardly learn them, "
+            "%s%d of %d labels in %s have a single example (%s): the model can hardly learn them, "
             "and they cannot be in both train and validation",
-            len(single), len(counts), column, ", ".join(single[:5]) + (", ..." if len(single) > 5 else ""),
+            prefix, len(single), len(counts), described, ", ".join(single[:5]) + (", ..." if len(single) > 5 else ""),
         )
 
 

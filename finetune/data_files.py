@@ -174,17 +174,29 @@ def detect_delimiter(head: str) -> str:
 
 
 def check_csv_rows(file: Path, where: str, encoding: str, delimiter: str) -> list[str]:
-    """The header; raise on no rows, a quote that never closes, or a row with more fields than the header."""
+    """The header; raise on no rows, a quote that never closes or that the next line's quote closes, or a row
+    with more fields than the header."""
     with open(file, encoding=encoding, newline="") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+        row_lines: list[str] = []
+        reader = csv.reader(_recorded(handle, row_lines), delimiter=delimiter)
         header = next((row for row in reader if row), None)
+        row_lines.clear()
         expected, rows, row_start, last_start, last_end = None, 0, reader.line_num + 1, None, None
         for row in reader:
             start, row_start = row_start, reader.line_num + 1
+            lines = row_lines[:]
+            row_lines.clear()
             if not row:
                 continue
             rows += 1
             last_start, last_end = start, reader.line_num
+            if len(lines) > 1 and _opens_a_whole_row(lines[1], delimiter, len(header)):
+                raise UsageError(
+                    f"{where}: the quote that starts on line {start} ({_clip(lines[0])!r}) is not closed on that "
+                    f"line, so the quote that opens line {start + 1} closes it instead and the quotes go out of step "
+                    f"(lines {start}-{start + 1} read as one row). Close the quote where the text on line {start} "
+                    'ends, or write a " inside a quoted text as "".'
+                )
             if expected is None:
                 # pandas reads a first row one field longer than the header as an unnamed index column.
                 expected = len(header) + 1 if len(row) == len(header) + 1 else len(header)
@@ -207,6 +219,30 @@ def check_csv_rows(file: Path, where: str, encoding: str, delimiter: str) -> lis
             'Close the quote, or write a " inside a quoted text as "".'
         )
     return header
+
+
+def _recorded(lines, record: list[str]):
+    """`lines`, each also appended to `record`: the raw lines of the row the csv reader is reading (it reads
+    no further than the row's end)."""
+    for line in lines:
+        record.append(line)
+        yield line
+
+
+def _opens_a_whole_row(line: str, delimiter: str, fields: int) -> bool:
+    """Whether `line`, the second line of a row, is a whole row of its own that opens with a quote.
+
+    Then the row's first line left a quote open, and this line's opening quote closed it. Inside a quoted
+    text that really spans lines, a next line that starts with a lone quote cannot be a whole row: a
+    quote inside a quoted text is written "", and a lone one ends the text.
+    """
+    if not line.startswith('"'):
+        return False
+    try:
+        rows = list(csv.reader([line], delimiter=delimiter, strict=True))
+    except csv.Error:
+        return False
+    return len(rows) == 1 and len(rows[0]) >= fields
 
 
 def _lines(count: int) -> str:

@@ -101,6 +101,24 @@ def test_prepare_splits_drops_and_counts_empty_rows():
         _prepare({"train": train}, empty_text="error")
 
 
+def test_prepare_splits_reads_a_text_column_of_numbers_as_text(caplog):
+    train = _split([9, 2, 7, 9] * 50, ["pos", "neg"] * 100)
+    data = _prepare({"train": train}, empty_text="error")
+    assert data.dropped == {"train": 0}
+    assert set(data.splits["train"]["text"]) | set(data.splits["validation"]["text"]) == {"9", "2", "7"}
+    assert ("column 'text' of train holds only numbers (e.g. 9, 2, 7): read them as text. If the reviews are "
+            "in another column, pass its name with --text_column_name") in caplog.text
+
+
+def test_prepare_splits_reads_numbers_with_gaps_as_text_and_gaps_as_empty():
+    train = _split([9.0, None, 3.5, 12.0] * 10, ["pos", "neg"] * 20)  # a CSV column of numbers with an empty cell
+    validation = _split([1.0, 2.0], ["pos", "neg"])
+    data = _prepare({"train": train, "validation": validation})
+    assert data.dropped == {"train": 10, "validation": 0}
+    assert set(data.splits["train"]["text"]) == {"9", "3.5", "12"}
+    assert list(data.splits["validation"]["text"]) == ["1", "2"]
+
+
 def test_prepare_splits_refuses_data_that_is_empty_after_filtering():
     train = _split(["", None, " "], ["p", "n", "p"])
     with pytest.raises(UsageError, match="train split is empty"):

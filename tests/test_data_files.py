@@ -136,6 +136,32 @@ def test_load_raw_splits_names_a_row_with_more_fields_than_the_header(tmp_path):
     assert "double quotes" in message
 
 
+def _fully_quoted(texts: list[str], labels: list[str]) -> list[str]:
+    return ["text,label"] + [f'"{text}",{label}' for text, label in zip(texts, labels)]
+
+
+@pytest.mark.parametrize("separator_in_texts", [True, False])
+def test_load_raw_splits_names_a_quote_that_the_next_lines_quote_closes(separator_in_texts, tmp_path):
+    texts = [f"review {i}, quite good" if separator_in_texts else f"review {i}" for i in range(60)]
+    lines = _fully_quoted(texts, ["pos", "neg"] * 30)
+    lines[41] = '"this one never closes,neg'  # line 42; line 43's opening quote closes it
+    path = tmp_path / "reviews.csv"
+    path.write_text("\n".join(lines) + "\n")
+    message = _refusal(path)
+    assert message.endswith(
+        "the quote that starts on line 42 ('\"this one never closes,neg') is not closed on that line, so the quote "
+        "that opens line 43 closes it instead and the quotes go out of step (lines 42-43 read as one row). Close "
+        'the quote where the text on line 42 ends, or write a " inside a quoted text as "".'
+    )
+    assert "fields but the header" not in message and "never closed" not in message
+
+
+def test_load_raw_splits_keeps_quoted_texts_whose_second_line_starts_with_a_quote(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('text,label\n"he said\n""wow"", twice",pos\n"it ends\n",neg\n"fine",pos\n')
+    assert list(_read(path)["text"]) == ['he said\n"wow", twice', "it ends\n", "fine"]
+
+
 # --- delimiters -----------------------------------------------------------------------------------
 
 
@@ -244,6 +270,68 @@ def test_load_raw_splits_still_reads_parquet(tmp_path):
     assert len(_read(path)) == 4
 
 
+# --- what the columns hold ---------------------------------------------------------------------
+
+
+def _review_data(path, **args):
+    from finetune.data import load_review_data
+
+    return load_review_data(DataArguments(train_file=str(path), **args), seed=0)
+
+
+@pytest.mark.parametrize("empty_text", ["drop", "error"])
+def test_load_review_data_reads_a_csv_text_column_of_numbers_as_text(empty_text, tmp_path, caplog):
+    path = tmp_path / "numbers.csv"
+    path.write_text("text,label\n" + "".join(f"{i % 9 + 1},{'pos' if i % 2 else 'neg'}\n" for i in range(200)))
+    with caplog.at_level(logging.WARNING, logger="finetune.data"):
+        data = _review_data(path, empty_text=empty_text)
+    assert data.dropped == {"train": 0}
+    assert len(data.splits["train"]) + len(data.splits["validation"]) == 200
+    assert set(data.splits["train"]["text"]) == {str(n) for n in range(1, 10)}
+    assert (f"--train_file {path}: column 'text' holds only numbers (e.g. 1, 2, 3): read them as text. If the "
+            "reviews are in another column, pass its name with --text_column_name") in caplog.text
+
+
+@pytest.mark.parametrize(
+    "texts, read, held",
+    [
+        ([9, 2.5, None, 4], ["9", "2.5", "4"], "only numbers (e.g. 9, 2.5, 4)"),
+        ([9, "great", "", 7], ["9", "great", "7"], "20 numbers among its texts (e.g. 9, 7)"),
+    ],
+)
+def test_load_review_data_reads_json_numbers_in_the_text_column_as_text(texts, read, held, tmp_path, caplog):
+    path = tmp_path / "numbers.jsonl"
+    path.write_text("".join(json.dumps({"text": text, "label": label}) + "\n"
+                            for text, label in zip(texts * 10, ["pos", "neg"] * 20)))
+    with caplog.at_level(logging.WARNING, logger="finetune.data"):
+        data = _review_data(path)
+    assert data.dropped == {"train": 10}  # the None or "" rows only
+    assert sorted(set(data.splits["train"]["text"]) | set(data.splits["validation"]["text"])) == sorted(read)
+    assert f"--train_file {path}: column 'text' holds {held}: read them as text" in caplog.text
+
+
+def test_load_review_data_names_the_file_in_label_column_messages(tmp_path, caplog):
+    path = tmp_path / "scores.csv"
+    scores = [round(1.01 + i / 20, 2) for i in range(69)] + [3] * 11  # 70 distinct, 69 with fractions
+    write_csv(path, [{"text": f"review {i}", "label": score} for i, score in enumerate(scores)])
+    with pytest.raises(UsageError) as caught:
+        _review_data(path)
+    assert str(caught.value).startswith(
+        f"--train_file {path}: column 'label' holds 70 distinct numbers, 69 of them with fractions (e.g. 1.01, "
+        "1.06, 1.11): this looks like a regression target"
+    )
+    write_csv(path, [{"text": f"review {i}", "label": "pos"} for i in range(10)])
+    with pytest.raises(UsageError, match=f"^--train_file {path}: column 'label' holds a single label "):
+        _review_data(path)
+    write_csv(path, [{"text": f"review {i}", "label": f"user{i % 20}"} for i in range(30)])
+    with pytest.raises(UsageError, match=f"^--train_file {path}: column 'label' holds 20 distinct labels in 30 rows"):
+        _review_data(path)
+    write_csv(path, [{"text": f"review {i}", "label": ["pos", "neg"][i % 2] if i < 20 else "meh"} for i in range(21)])
+    with caplog.at_level(logging.WARNING, logger="finetune.data"):
+        _review_data(path)
+    assert f"--train_file {path}: 1 of 3 labels in column 'label' have a single example (meh)" in caplog.text
+
+
 # --- end to end: one error line, no training ------------------------------------------------------
 
 
@@ -294,6 +382,6 @@ def test_main_bad_data_file_prints_one_error_line_and_never_trains(case, message
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0]
     assert message in errors[0]
-    assert (f"--train_file {tmp_path}" in errors[0]) == (case != "continuous_labels")
+    assert f"--train_file {tmp_path}" in errors[0]
     assert "DatasetGenerationError" not in err and "Traceback" not in err
     assert not output_dir.exists()
