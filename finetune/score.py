@@ -407,7 +407,8 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, labe
         if mistakes:
             print("  Most confidently wrong:")
             for m in mistakes:
-                text = m["text"] if len(m["text"]) <= 100 else m["text"][:97] + "..."
+                text = " ".join(m["text"].split())  # one line per review
+                text = text if len(text) <= 100 else text[:97] + "..."
                 print(f"    {m['confidence']:.2f} {m['predicted_label']} (is {m['label']}): {text}")
     print(f"Results: {output_dir / EVALUATION_FILE}\nPer review: {output_dir / result['predictions']}")
 
