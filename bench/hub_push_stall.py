@@ -80,7 +80,7 @@ def main(argv=None) -> int:
               "--save_strategy", "steps", "--save_steps", str(args.save_steps), "--load_best_model_at_end", "false"]
     kinds = {"no push while training": [],
              "--hub_strategy checkpoint": ["--push_to_hub", "--hub_strategy", "checkpoint"]}
-    print(f"Machine: {machine_line()}", flush=True)
+    print(f"Machine: {machine_line()}; load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     results: dict[str, list[dict]] = {kind: [] for kind in kinds}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-hub-stall-") as tmp:
@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         rows.append([kind, median["training"], median["pushes"], median["stalled"], median["uploading"],
                      median["end_wait"], f"{loop / base:.3f}x", f"{median['training'] / base:.3f}x"])
     print(f"\n### Checkpoint pushes while training: embedded MiniLM, {args.max_train_samples} reviews x "
-          f"{args.num_train_epochs} epochs, a save every {args.save_steps} steps, medians of {args.repeats}\n")
+          f"{args.num_train_epochs} epochs, a save every {args.save_steps} steps, medians of {args.repeats}; "
+          f"load average {os.getloadavg()[0]:.1f} at the end\n")
     print(markdown_table(["run", "training s", "pushes", "training waited s", "uploads s (background)",
                           "end waited s", "loop vs no push", "training phase vs no push"], rows), flush=True)
     return 0
