@@ -1,4 +1,5 @@
-"""The README's commands are real: the test command is CI's, and every train.py line parses."""
+"""The README's commands are real: the test command is CI's, and every command line in README.md and
+Spaces.md parses."""
 
 import re
 import shlex
@@ -10,7 +11,8 @@ from finetune.config import parse_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = (REPO_ROOT / "README.md").read_text()
-CODE = "\n".join(re.findall(r"```bash\n(.*?)```", README, flags=re.S))
+# Commands in the README and in Spaces.md: every one of them is parsed below.
+CODE = "\n".join(re.findall(r"```bash\n(.*?)```", README + (REPO_ROOT / "Spaces.md").read_text(), flags=re.S))
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
