@@ -473,6 +473,11 @@ def check_training_numbers(training: TrainingArguments) -> None:
     for name in ("learning_rate", "num_train_epochs", "weight_decay", "warmup_steps"):
         if getattr(training, name) < 0:
             raise UsageError(f"--{name} {getattr(training, name)}: must not be negative.")
+    if training.enable_jit_checkpoint:
+        # On SIGTERM transformers saves without the on_save callbacks (nothing reaches the Hub) and then
+        # ends training "gracefully": this script would evaluate and publish a half-trained model.
+        raise UsageError("--enable_jit_checkpoint: not supported (a preempted run would be published as "
+                         "finished). Use --hub_strategy checkpoint and --resume_from_checkpoint hub instead.")
     if training.save_total_limit is not None and training.save_total_limit < 1:
         raise UsageError(f"--save_total_limit {training.save_total_limit}: must be at least 1 (or leave it out).")
 

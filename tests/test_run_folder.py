@@ -254,6 +254,7 @@ def test_main_refuses_an_unknown_metric_before_touching_the_folder(trained_run, 
     (["--do_regression"], "regression is not supported"),
     (["--token", "hf_doNotPrintMe0123"], "--token: pass no token on the command line"),
     (["--hub_tokn", "hf_doNotPrintMe0123"], "unrecognized arguments: --hub_tokn hf_***"),
+    (["--enable_jit_checkpoint", "true"], "--enable_jit_checkpoint: not supported"),
 ])
 def test_main_answers_flags_that_would_fail_late_or_that_other_tools_taught(tiny_bert, review_files, tmp_path,
                                                                            capsys, flags, message):
