@@ -137,9 +137,10 @@ def test_search_space_comes_from_a_recipe_mapping(tmp_path):
 
 
 def test_search_trials_reach_the_demo(tiny_bert, review_files, tmp_path):
-    import app
     from conftest import free_port
     from gradio_client import Client
+
+    import app
 
     output_dir = tmp_path / "searched"
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--hp_search_trials", "2",
