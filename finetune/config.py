@@ -277,7 +277,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # No attention dropout lets PyTorch use its fused attention kernel in training (1.6x faster on
     # Yelp-like lengths here); bench/accuracy_parity.py measured no accuracy change beyond noise.
     "attention_dropout": 0.0,
-    "per_device_eval_batch_size": 64,
+    # Evaluation is memory-bound at long lengths: on Yelp-like reviews batch 16 scored 26.7 reviews/s,
+    # 32 gave 21.8 and 64 (the earlier default) 10.5 (bench/evaluation.py and a probe, 2026-11-28).
+    "per_device_eval_batch_size": 16,
     "warmup_steps": 0.1,
     "weight_decay": 0.01,
     # Two or more processes otherwise log losses multiplied by the process count (STACK.md).
