@@ -78,6 +78,7 @@ def write_csv(path: Path, rows: list[dict], columns=("text", "label")) -> Path:
 
 def build_tiny_bert(folder: Path) -> Path:
     """A randomly initialised 2-layer BERT (hidden 32) with a WordPiece vocabulary of the test words."""
+    import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,10 @@ def build_tiny_bert(folder: Path) -> Path:
         intermediate_size=64,
         max_position_embeddings=64,
     )
-    BertModel(config).save_pretrained(folder)
+    with torch.random.fork_rng():  # the same weights in every session: a test's result does not hang on the draw
+        torch.manual_seed(0)
+        model = BertModel(config)
+    model.save_pretrained(folder)
     return folder
 
 

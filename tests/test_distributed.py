@@ -29,20 +29,23 @@ def _train_two_processes(tiny_bert, review_files, output_dir, epochs: int) -> su
 
 def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
     two = tmp_path / "two"
-    result = _train_two_processes(tiny_bert, review_files, two, epochs=3)
+    # 6 epochs: at 3 the tiny BERT often has not left chance yet, and a comparison of two coin flips says
+    # nothing (CI once saw one run at 0.5 and the other at 0.91).
+    result = _train_two_processes(tiny_bert, review_files, two, epochs=6)
     assert "2 process(es) on this machine" in result.stderr
     assert result.stdout.count("Model folder:") == 1  # only the main process writes and reports
 
     one = tmp_path / "one"
-    assert main(tiny_run_args(tiny_bert, review_files, one, "--num_train_epochs", "3",
+    assert main(tiny_run_args(tiny_bert, review_files, one, "--num_train_epochs", "6",
                               "--per_device_train_batch_size", "16")) == 0
 
     two_history = artifacts.read_json(two, artifacts.HISTORY_FILE)
     one_history = artifacts.read_json(one, artifacts.HISTORY_FILE)
-    assert [row["step"] for row in two_history] == [row["step"] for row in one_history] == [6, 12, 18]
+    assert [row["step"] for row in two_history] == [row["step"] for row in one_history] == [6, 12, 18, 24, 30, 36]
     two_scores = artifacts.read_json(two, artifacts.RESULTS_FILE)["scores"]["validation"]
     one_scores = artifacts.read_json(one, artifacts.RESULTS_FILE)["scores"]["validation"]
-    # Same total batch, different sample order: equal within the noise of 32 validation reviews.
+    # Same total batch, different sample order: both learn the task, equal within the noise of 32 reviews.
+    assert min(two_scores["accuracy"], one_scores["accuracy"]) >= 0.8
     assert abs(two_scores["accuracy"] - one_scores["accuracy"]) <= 0.16
     # Losses are not multiplied by the process count (transformers' average_tokens_across_devices).
     assert two_history[-1]["train_loss"] == pytest.approx(one_history[-1]["train_loss"], rel=0.5)
