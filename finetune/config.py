@@ -181,6 +181,14 @@ class RunArguments:
         default=False,
         metadata={"help": "Replace the model already in --output_dir (it is refused otherwise, to keep your work)."},
     )
+    max_train_batch_tokens: int | None = field(
+        default=4096,
+        metadata={
+            "help": "Most padded tokens (reviews x length) in one forward/backward pass while training. A batch "
+            "of long reviews past it is run in pieces whose gradients add up to the same update: the batch size "
+            "and the results stay, the peak memory falls (16 x 512 tokens is 2x this default). 0: no limit."
+        },
+    )
     cpu_threads: int | None = field(
         default=None,
         metadata={
@@ -249,6 +257,8 @@ class RunArguments:
         from finetune.search import parse_space  # noqa: PLC0415  (search imports transformers' Trainer)
 
         parse_space(self.hp_search_space)  # a bad space fails now, not after training
+        if self.max_train_batch_tokens is not None and self.max_train_batch_tokens < 0:
+            raise UsageError(f"--max_train_batch_tokens {self.max_train_batch_tokens}: must be 0 (no limit) or more.")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
@@ -288,6 +298,10 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # default, every_save, would commit the weights on every save).
     "hub_strategy": "end",
     "seed": 42,
+    # None = auto: bf16 autocast when training on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX).
+    # On this project's 2-core AMD EPYC it halves training steps on long reviews and gave the same
+    # per-epoch validation accuracy as fp32 on the default run (README "Performance"). Weights stay fp32.
+    "bf16": None,
 }
 
 
@@ -327,6 +341,11 @@ def looks_like_local_path(value: str) -> bool:
 
 # TrainingArguments flags whose meaning this project extends or narrows: their --help says how.
 HELP_OVERRIDES = {
+    "bf16": (
+        "bf16 mixed precision (fp32 weights, bf16 arithmetic). Default: on when training on a CPU with native bf16 "
+        "(AVX512-BF16 or AMX; 2x faster steps on long reviews, same accuracy here), off otherwise. On a GPU pass "
+        "--bf16 true or `accelerate launch --mixed_precision bf16`. --bf16 false turns it off."
+    ),
     "resume_from_checkpoint": (
         "Resume training: true (the last complete checkpoint-* in --output_dir), the path of a checkpoint "
         "folder, or hub (the last checkpoint pushed to --hub_model_id with --hub_strategy checkpoint, downloaded "
@@ -355,6 +374,24 @@ def build_parser() -> HfArgumentParser:
         if action.dest in HELP_OVERRIDES:
             action.help = HELP_OVERRIDES[action.dest]
     return parser
+
+
+def auto_bf16(values: dict[str, Any], cpuinfo: str | None = None) -> bool:
+    """The --bf16 default: on for CPU training where the CPU computes in bf16 natively; off on GPUs (choose
+    there with --bf16 true or `accelerate launch --mixed_precision bf16`), with --fp16, or when accelerate
+    already set a precision. A CPU without bf16 instructions would emulate it, slower than fp32."""
+    if not values.get("use_cpu") or values.get("fp16") or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
+        return False
+    return cpu_has_native_bf16(cpuinfo)
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:  # not Linux: no claim
+            return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
 
 
 def _has_accelerator() -> bool:
@@ -409,6 +446,8 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         parser.set_defaults(**read_recipe(config_path, parser))
     namespace = parser.parse_args(argv)
     values = vars(namespace)
+    if values.get("bf16") is None:
+        values["bf16"] = auto_bf16(values)
     if values.get("output_dir") is None:
         values["output_dir"] = default_output_dir(values["model_name_or_path"], values["dataset_name"], values["train_file"])
     try:

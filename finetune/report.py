@@ -63,6 +63,8 @@ def write_run_files(
     world_size: int,
     repo_id: str | None = None,
     seconds: dict[str, float] | None = None,
+    peak_memory_gb: dict[str, float] | None = None,
+    batches_in_pieces: int = 0,
 ) -> CardFacts:
     output_dir = Path(output_dir)
     history = epoch_history(log_history)
@@ -84,6 +86,9 @@ def write_run_files(
             # per-review results of the scored splits: text, label, predicted label, probabilities
             "predictions": {name: artifacts.predictions_file(name) for name in scores},
             "seconds": seconds or {},  # wall time per phase of the run
+            "peak_memory_gb": peak_memory_gb or {},  # the main process's peak resident memory after each phase
+            # training batches over --max_train_batch_tokens, run in pieces (main process)
+            "batches_in_pieces": batches_in_pieces,
         },
     )
     artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())

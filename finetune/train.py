@@ -28,7 +28,8 @@ import torch
 from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub, hub_checkpoints, search
+from finetune import artifacts, hub, hub_checkpoints, memory, search
+from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         artifacts.drop_previous_run(output_dir)
+    memory.release()
     clock.lap("training", evaluation_during_training=sum(
         entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history))
 
@@ -98,13 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         banner("Evaluating the restored best model")
         scores, matrices, scored = final_evaluation(trainer, tokenized, data.label_names, run.orders)
         probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
+        memory.release()
         clock.lap("final_evaluation")
         if not trainer.is_world_process_zero():
             return 0
         write_run_files(
             output_dir, config, data, trainer.state.log_history, scores, matrices,
             run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
-            seconds=clock.seconds,
+            seconds=clock.seconds, peak_memory_gb=clock.peak_memory_gb, batches_in_pieces=trainer.batches_in_pieces,
         )
         for split, rows in probabilities.items():
             write_predictions(output_dir, split, data.unlabelled[split]["text"], rows, data.label_names)
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             write_predictions(output_dir, split, data.splits[split]["text"], rows, data.label_names, labels)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS])
+            clock.lap("onnx_export")
         else:
             remove_onnx_copy(output_dir)  # an earlier copy in this folder would no longer match the weights
     except Exception as err:
@@ -143,17 +147,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 class PhaseClock:
-    """Wall seconds of each phase of a run, for results.json and the summary: what a user waits for."""
+    """Wall seconds of each phase of a run, for results.json and the summary: what a user waits for; and the
+    process's peak memory at the end of each phase, so that the phase that raised it shows."""
 
     def __init__(self):
         self.start = self._last = time.perf_counter()
         self.seconds: dict[str, float] = {}
+        self.peak_memory_gb: dict[str, float] = {}
 
     def lap(self, phase: str, evaluation_during_training: float = 0.0) -> None:
         now = time.perf_counter()
         self.seconds[phase] = round(now - self._last - evaluation_during_training, 2)
         if evaluation_during_training:
             self.seconds["evaluation_during_training"] = round(evaluation_during_training, 2)
+        self.peak_memory_gb[phase] = memory.peak_rss_gb()
+        logger.info("%s took %.0f s; peak memory so far %.2f GB, now %.2f GB", phase, now - self._last,
+                    self.peak_memory_gb[phase], memory.rss_gb())
         self._last = now
 
     @property
@@ -247,7 +256,7 @@ def build_trainer(config: RunConfig, run: Prepared, **overrides) -> Trainer:
         compute_metrics=make_compute_metrics(run.data.label_names),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
-    return Trainer(**{**settings, **overrides})
+    return ReviewTrainer(**{**settings, **overrides}, max_train_batch_tokens=config.run.max_train_batch_tokens or None)
 
 
 def hyperparameter_search(config: RunConfig, run: Prepared) -> None:

@@ -15,14 +15,14 @@ from finetune.train import main
 ACCELERATE = Path(sys.executable).parent / "accelerate"
 
 
-def _train_two_processes(tiny_bert, review_files, output_dir, epochs: int) -> subprocess.CompletedProcess:
+def _train_two_processes(tiny_bert, review_files, output_dir, epochs: int, *extra: str) -> subprocess.CompletedProcess:
     """`accelerate launch --multi_gpu --num_processes 2 finetune/train.py ...`: two CPU processes (gloo)."""
     command = [str(ACCELERATE) if ACCELERATE.exists() else shutil.which("accelerate"), "launch", "--multi_gpu",
                "--num_processes", "2", "--main_process_port", "0",
                "finetune/train.py", *tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs",
-                                                   str(epochs), "--per_device_train_batch_size", "8")]
+                                                   str(epochs), "--per_device_train_batch_size", "8", *extra)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -31,8 +31,11 @@ def test_two_processes_match_one_process(tiny_bert, review_files, tmp_path):
     two = tmp_path / "two"
     # 6 epochs: at 3 the tiny BERT often has not left chance yet, and a comparison of two coin flips says
     # nothing (CI once saw one run at 0.5 and the other at 0.91).
-    result = _train_two_processes(tiny_bert, review_files, two, epochs=6)
+    # Batches over 40 tokens run in pieces, in different numbers on the two processes: each must still
+    # synchronise gradients once per batch (a mismatch would hang, and the timeout would fail the test).
+    result = _train_two_processes(tiny_bert, review_files, two, 6, "--max_train_batch_tokens", "40")
     assert "2 process(es) on this machine" in result.stderr
+    assert artifacts.read_json(two, artifacts.RESULTS_FILE)["batches_in_pieces"] > 0
     assert result.stdout.count("Model folder:") == 1  # only the main process writes and reports
 
     one = tmp_path / "one"
@@ -76,7 +79,7 @@ def test_search_under_two_processes_samples_once_and_trains_the_best(tiny_bert, 
                               "--per_device_train_batch_size", "8", "--hp_search_trials", "3",
                               "--hp_search_space", space)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("Model folder:") == 1
     search = artifacts.read_json(output_dir, artifacts.SEARCH_FILE)

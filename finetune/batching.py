@@ -1,0 +1,107 @@
+"""Training batches bounded by tokens: the same update in less memory.
+
+A batch of 16 reviews at 512 word pieces holds 8,192 tokens of activations for the backward pass,
+four times a batch of typical reviews, and it alone sets the run's peak memory. `ReviewTrainer` runs
+such a batch in row pieces of at most `--max_train_batch_tokens` padded tokens and adds up their
+gradients, each piece's loss weighted by its share of the batch's rows. The loss of a sequence
+classifier is the mean over rows, so the sum is the batch's mean loss and the gradient is the one
+the whole batch would give (up to float rounding and dropout's random draws): the optimizer, the
+learning-rate schedule and the logged losses see one step of the configured batch size.
+"""
+
+import contextlib
+import math
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from finetune import memory
+
+
+def split_rows(inputs: dict[str, Any], max_tokens: int | None) -> list[dict[str, Any]]:
+    """The batch as pieces of whole rows, each of at most max_tokens padded tokens (one row at least),
+    with each piece cut to its own longest review when the padding is on the right."""
+    input_ids = inputs.get("input_ids")
+    if not max_tokens or not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        return [inputs]
+    rows, length = input_ids.shape
+    if rows * length <= max_tokens or rows == 1:
+        return [inputs]
+    most_rows = max(1, max_tokens // length)  # a piece of this many rows fits the budget
+    count = math.ceil(rows / most_rows)  # as few pieces as fit, their sizes differing by one row at most
+    base, extra = divmod(rows, count)
+    bounds = [0]
+    for i in range(count):
+        bounds.append(bounds[-1] + base + (i < extra))
+    mask = inputs.get("attention_mask")
+    right_padded = isinstance(mask, torch.Tensor) and bool(mask[:, 0].all())
+    out = []
+    for start, end in zip(bounds, bounds[1:]):
+        piece = {key: value[start:end] if _per_row(value, rows) else value for key, value in inputs.items()}
+        if right_padded:
+            longest = int(piece["attention_mask"].sum(dim=1).max())
+            piece = {key: value[:, :longest] if _per_token(value, rows, length) else value
+                     for key, value in piece.items()}
+        out.append(piece)
+    return out
+
+
+def _per_row(value: Any, rows: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() >= 1 and value.shape[0] == rows
+
+
+def _per_token(value: Any, rows: int, length: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[1] == length
+
+
+class ReviewTrainer(Trainer):
+    """transformers' Trainer whose training steps keep each forward/backward under max_train_batch_tokens."""
+
+    def __init__(self, *args, max_train_batch_tokens: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.max_train_batch_tokens = max_train_batch_tokens
+        self.batches_in_pieces = 0  # for results.json: how often the limit mattered
+        self._loss_weight = 1.0
+        # A classifier's loss is the mean over its batch's rows. transformers 5 decides from the forward's
+        # **kwargs that the model divides by the step's item count itself, which BERT's classifier does
+        # not: with --gradient_accumulation_steps N the loss (logged, and clipped) came out N times too
+        # large. Mean per batch, divided by N by the Trainer, is right for every classifier.
+        self.model_accepts_loss_kwargs = False
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        try:
+            return self._pieces_step(model, inputs, num_items_in_batch)
+        finally:
+            memory.trim()  # the step's activations are free: hand their pages back (finetune/memory.py)
+
+    def _pieces_step(self, model, inputs, num_items_in_batch):
+        pieces = split_rows(inputs, self.max_train_batch_tokens)
+        if len(pieces) == 1:
+            return super().training_step(model, inputs, num_items_in_batch)
+        rows = len(inputs["input_ids"])
+        self.batches_in_pieces += 1
+        total = None
+        try:
+            for i, piece in enumerate(pieces):
+                self._loss_weight = len(piece["input_ids"]) / rows
+                # Under several processes only the last piece's backward may synchronise gradients: each
+                # process then all-reduces once per batch, however many pieces its own batch needed.
+                last = i == len(pieces) - 1
+                sync = contextlib.nullcontext() if last or self.args.world_size == 1 else self.accelerator.no_sync(model)
+                with sync:
+                    loss = super().training_step(model, piece, num_items_in_batch)
+                total = loss if total is None else total + loss
+        finally:
+            self._loss_weight = 1.0
+        return total
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                      num_items_in_batch=num_items_in_batch)
+        if self._loss_weight == 1.0:
+            return result
+        if return_outputs:
+            loss, outputs = result
+            return loss * self._loss_weight, outputs
+        return result * self._loss_weight
