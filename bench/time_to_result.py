@@ -5,8 +5,9 @@
     python bench/time_to_result.py --data yelp-like --extra --per_device_eval_batch_size 32
 
 For each data source it runs `python finetune/train.py` twice in fresh processes, one after the
-other on the same machine: once with evaluation as it was before (`--sort_eval_by_length false
---per_device_eval_batch_size 64`: data order, 64 reviews a batch) and once as the project runs by default. It reports
+other on the same machine: once with the defaults from before the "optimal performance" work pinned
+by flags (random-order evaluation in batches of 64, fp32, the 3-epoch recipe: BEFORE below) and once as
+the project runs by default. It reports
 wall seconds from launch to exit, the seconds spent in evaluation (results.json `seconds`), the
 evaluation's share, peak resident memory of the run (its process and children), and scores.
 The Yelp-like CSV is built from the embedded reviews strung together to Yelp's length mix
@@ -16,6 +17,7 @@ The Yelp-like CSV is built from the embedded reviews strung together to Yelp's l
 import argparse
 import csv
 import json
+import os
 import random
 import subprocess
 import sys
@@ -33,9 +35,13 @@ from _common import machine_line, markdown_table, yelp_like_reviews  # noqa: E40
 MEASURE = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
            "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
            "sys.exit(code)")
-# "before": evaluation as it ran before length-sorted evaluation: data order, 64 reviews per batch.
-ROWS = {"data-order evaluation, batch 64 (before)": ["--sort_eval_by_length", "false", "--per_device_eval_batch_size", "64"],
-        "project default (after)": []}
+# "before": the defaults before issue 9's work, pinned flag by flag: evaluation in data order with 64
+# reviews a batch, fp32, no token bound on training batches, no malloc_trim, the earlier recipe
+# (3 epochs, learning rate 5e-5, batch 16, warmup 0.1, weight decay 0.01).
+BEFORE = ["--sort_eval_by_length", "false", "--per_device_eval_batch_size", "64", "--bf16", "false",
+          "--max_train_batch_tokens", "0", "--num_train_epochs", "3", "--learning_rate", "5e-5",
+          "--per_device_train_batch_size", "16", "--warmup_steps", "0.1", "--weight_decay", "0.01"]
+ROWS = {"previous defaults (before)": (BEFORE, {"FINETUNE_MALLOC_TRIM": "0"}), "project default (after)": ([], {})}
 
 
 def write_yelp_like(folder: Path) -> list[str]:
@@ -63,11 +69,11 @@ def write_yelp_like(folder: Path) -> list[str]:
     return flags
 
 
-def run(flags: list[str], output_dir: Path) -> dict:
+def run(flags: list[str], output_dir: Path, env: dict[str, str]) -> dict:
     command = [sys.executable, "-c", MEASURE, sys.executable, str(REPO / "finetune" / "train.py"),
                *flags, "--output_dir", str(output_dir), "--disable_tqdm", "true"]
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env={**os.environ, **env})
     wall = time.perf_counter() - start
     if result.returncode != 0:
         sys.exit(f"run failed ({result.returncode}):\n{result.stderr[-3000:]}")
@@ -98,8 +104,9 @@ def main(argv=None) -> int:
         common = args.extra + (["--max_train_samples", str(args.max_train_samples)] if args.max_train_samples else [])
         for source, data_flags in sources.items():
             rows, measured = [], {}
-            for i, (name, flags) in enumerate(ROWS.items()):
-                measured[name] = run(data_flags + common + flags, workdir / f"run{len(rows)}-{i}-{hash(source)}")
+            for i, (name, (flags, env)) in enumerate(ROWS.items()):
+                # The row's own flags come last: they win over --extra for the "before" row.
+                measured[name] = run(data_flags + common + flags, workdir / f"run{len(rows)}-{i}-{hash(source)}", env)
                 print(f"  measured: {source}: {name}: {measured[name]['wall']:.0f} s", flush=True)
             before = next(iter(measured.values()))
             for name, m in measured.items():

@@ -31,8 +31,9 @@ def _libc():
 
 
 def trim() -> None:
-    """Return the C heap's free pages to the system (glibc; nothing elsewhere)."""
-    libc = _libc()
+    """Return the C heap's free pages to the system (glibc; nothing elsewhere). FINETUNE_MALLOC_TRIM=0 turns it
+    off, for benchmarks that measure what it saves."""
+    libc = _libc() if os.environ.get("FINETUNE_MALLOC_TRIM", "1") != "0" else None
     if libc:
         libc.malloc_trim(0)
 
