@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from finetune import artifacts
-from finetune.config import PROJECT_DEFAULTS, default_output_dir, parse_config
+from finetune.config import PROJECT_DEFAULTS, cpu_has_native_bf16, default_output_dir, parse_config
 from finetune.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -115,7 +115,10 @@ def test_mixed_precision_from_accelerate_launch_reaches_the_card(monkeypatch):
     config = parse_config([])
     assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
-    assert hyperparameters(parse_config([]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
+    assert hyperparameters(parse_config(["--bf16", "false"]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
+    # Unset: bf16 where the CPU has it (tests/test_bf16.py), and the card says which.
+    expected = "bf16" if cpu_has_native_bf16() else "no"
+    assert hyperparameters(parse_config([]), max_seq_length=128, world_size=1)["mixed_precision"] == expected
 
 
 @pytest.mark.parametrize("name", ["single_gpu.yaml", "multi_gpu.yaml", "multi_node.yaml", "cpu_2_processes.yaml"])
