@@ -99,6 +99,11 @@ def read_json(folder: Path, name: str) -> Any:
     return json.loads((Path(folder) / name).read_text())
 
 
+def update_json(folder: Path, name: str, **keys: Any) -> Path:
+    """Set top-level keys of a JSON object file, atomically."""
+    return write_json(folder, name, {**read_json(folder, name), **keys})
+
+
 # --- what a folder holds --------------------------------------------------------------------------
 
 

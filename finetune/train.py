@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS])
             clock.lap("onnx_export")
+            artifacts.update_json(output_dir, artifacts.RESULTS_FILE,
+                                  seconds=clock.seconds, peak_memory_gb=clock.peak_memory_gb)
         else:
             remove_onnx_copy(output_dir)  # an earlier copy in this folder would no longer match the weights
     except Exception as err:
@@ -407,7 +409,9 @@ def set_cpu_threads(config: RunConfig) -> None:
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     threads = config.run.cpu_threads or max(1, len(os.sched_getaffinity(0)) // local_processes)
     torch.set_num_threads(threads)
-    logger.info("CPU training: %d thread(s) per process, %d process(es) on this machine", threads, local_processes)
+    logger.info("CPU training: %d thread(s) per process, %d process(es) on this machine, mixed precision: %s%s",
+                threads, local_processes, config.training.mixed_precision,
+                " (--bf16 default: this CPU computes bf16 natively)" if config.training.bf16 else "")
 
 
 def setup_logging(config: RunConfig) -> None:

@@ -53,6 +53,10 @@ def _onnx_logits(path: Path, folder: Path, texts: list[str]) -> np.ndarray:
 
 
 def test_training_run_writes_onnx_copy_whose_logits_match_pytorch(trained_run):
+    # The export is a phase of the run: results.json has its seconds and the peak memory after it.
+    results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    assert "onnx_export" in results["seconds"] and "onnx_export" in results["peak_memory_gb"]
+    assert results["peak_memory_gb"]["onnx_export"] >= results["peak_memory_gb"]["training"] > 0
     fp32, int8 = (trained_run / name for name in artifacts.ONNX_FILES)
     assert sorted(p.name for p in (trained_run / "onnx").iterdir()) == ["model.onnx", "model_quantized.onnx"]
     session = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
