@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import Trainer
 
 from finetune import memory
@@ -68,6 +69,20 @@ class ReviewTrainer(Trainer):
         # not: with --gradient_accumulation_steps N the loss (logged, and clipped) came out N times too
         # large. Mean per batch, divided by N by the Trainer, is right for every classifier.
         self.model_accepts_loss_kwargs = False
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation and `predict` in the dataset's own order.
+
+        With `train_sampling_strategy="group_by_length"`, transformers 5 groups the evaluation batches by
+        length too, with a seeded random sampler: `predict` then returns rows permuted, and per-review files
+        written from it pair each review with another review's prediction (metrics stay right, as
+        predictions and labels stay paired). The evaluation splits are already sorted by length here
+        (data.sort_by_length), so data order is also length order. Under several processes Accelerate
+        shards a sequential loader and `gather_for_metrics` puts the rows back in data order.
+        """
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # what the Trainer itself does without length grouping: Accelerate's sequential shards
+        return SequentialSampler(eval_dataset)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         try:

@@ -146,3 +146,50 @@ def trained_run(tiny_bert, review_files, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("run") / "tiny"
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--export_onnx", "true")) == 0
     return output_dir
+
+
+# More reviews than one length-grouped megabatch of transformers' LengthGroupedSampler (50 x the evaluation
+# batch of 16): enough for a sampler that permutes rows to show in the per-review files.
+MANY_REVIEWS = 850
+
+
+@pytest.fixture(scope="session")
+def many_review_files(tmp_path_factory, review_files) -> dict[str, Path]:
+    """The small training file, with validation and test splits of MANY_REVIEWS reviews each."""
+    folder = tmp_path_factory.mktemp("many-reviews")
+    return {
+        "train": review_files["train"],
+        "validation": write_csv(folder / "validation.csv", make_reviews(MANY_REVIEWS, seed=12)),
+        "test": write_csv(folder / "test.csv", make_reviews(MANY_REVIEWS, seed=13)),
+    }
+
+
+def read_predictions(output_dir: Path, split: str) -> list[dict]:
+    import csv
+
+    from finetune import artifacts
+
+    with open(Path(output_dir) / artifacts.predictions_file(split), newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def assert_predictions_belong_to_their_reviews(output_dir: Path, split: str, sample: int = 40) -> None:
+    """predictions_<split>.csv pairs each review with the model's prediction for that review: a sample of rows,
+    re-predicted one review at a time, gets the file's label and probabilities; and on a labelled split the
+    file's agreement is the accuracy results.json reports (to the last review)."""
+    from finetune import artifacts
+    from finetune.inference import ReviewClassifier
+
+    rows = read_predictions(output_dir, split)
+    classifier = ReviewClassifier(output_dir, engine="pytorch")
+    for i in random.Random(split).sample(range(len(rows)), min(sample, len(rows))):
+        prediction = classifier.predict_one(rows[i]["text"])
+        assert prediction.label == rows[i]["predicted_label"], (split, i, rows[i]["text"])
+        for name, probability in prediction.scores.items():
+            assert float(rows[i][f"p({name})"]) == pytest.approx(probability, abs=1e-4), (split, i)
+    if "label" in rows[0]:
+        correct = sum(row["label"] == row["predicted_label"] for row in rows)
+        accuracy = artifacts.read_json(output_dir, artifacts.RESULTS_FILE)["scores"][split]["accuracy"]
+        assert correct / len(rows) == pytest.approx(accuracy, abs=1e-9), split
+        # A model that predicts one class would agree with any order: this one has learnt the task.
+        assert accuracy >= 0.8, f"the tiny model did not learn ({split} accuracy {accuracy})"
