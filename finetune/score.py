@@ -36,6 +36,7 @@ from finetune.config import (
     public_value,
 )
 from finetune.errors import UsageError
+from finetune.mistakes import most_confident_mistakes
 
 logger = logging.getLogger("finetune")
 
@@ -257,15 +258,6 @@ def predict_probabilities(classifier, texts: list[str], batch_size: int, progres
     return probabilities
 
 
-def most_confident_mistakes(texts: list[str], label_ids: list[int], probabilities: np.ndarray,
-                            label_names: list[str], limit: int) -> list[dict]:
-    predicted = probabilities.argmax(axis=-1)
-    wrong = [i for i in range(len(texts)) if predicted[i] != label_ids[i]]
-    wrong.sort(key=lambda i: -probabilities[i, predicted[i]])
-    return [{"text": texts[i], "label": label_names[label_ids[i]], "predicted_label": label_names[predicted[i]],
-             "confidence": float(probabilities[i, predicted[i]])} for i in wrong[:limit]]
-
-
 # --- the edges: files, card -----------------------------------------------------------------------
 
 
@@ -402,8 +394,10 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, labe
         for name, row in zip(label_names, result["confusion_matrix"]):
             print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall {scores[f'recall_{name}']:.4f}"
                   f"  f1 {scores[f'f1_{name}']:.4f}  predicted as {dict(zip(label_names, row))}")
-        mistakes = most_confident_mistakes(reviews.texts, reviews.label_ids, probabilities, label_names,
-                                           SHOWN_MISTAKES)
+        predicted = probabilities.argmax(axis=-1)
+        mistakes = most_confident_mistakes(
+            reviews.texts, [label_names[i] for i in reviews.label_ids], [label_names[i] for i in predicted],
+            probabilities.max(axis=-1).tolist(), SHOWN_MISTAKES)
         if mistakes:
             print("  Most confidently wrong:")
             for m in mistakes:

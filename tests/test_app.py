@@ -17,18 +17,20 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 import app
-from finetune import artifacts, hub
+from finetune import artifacts, hub, serving
+from finetune.mistakes import most_confident_mistakes
+from finetune.run_views import MISTAKES_SHOWN, ServedModel, load_served_model, metrics_view
 
 TOKEN = "hf_fakeTokenForAppTests0123456789"
 
 
-def _launch(model: "str | app.Run", **build):
+def _launch(model: "str | ServedModel", **build):
     """The demo as `python app.py` serves it (its launch settings), on a free port of 127.0.0.1."""
-    run = app.load_run(model) if isinstance(model, str) else model
+    run = load_served_model(model) if isinstance(model, str) else model
     demo = app.build_demo(run, **build)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **app.launch_settings())
+                **serving.launch_settings())
     return demo, f"http://127.0.0.1:{port}/"
 
 
@@ -65,7 +67,7 @@ class HeldClassifier:
 @pytest.fixture
 def held_app(trained_run):
     """The demo on the trained run, its classifier held by the test (HeldClassifier)."""
-    run = app.load_run(str(trained_run))
+    run = load_served_model(str(trained_run))
     run.classifier = held = HeldClassifier(run.classifier)
     demo, url = _launch(run)
     yield Client(url, verbose=False, max_workers=256), held, url
@@ -145,19 +147,21 @@ def test_classify_batch_from_csv_column(local_app, tmp_path):
     client, _, _ = local_app
     path = tmp_path / "reviews.csv"
     path.write_text('id,review\n1,"great superb film"\n2,"awful dull plot"\n3,"the cast was brilliant"\n')
-    table, download = client.predict(handle_file(str(path)), "review", api_name="/classify_batch")
-    assert table["headers"][:3] == ["review", "label", "confidence"]
-    assert [row[0] for row in table["data"]] == ["great superb film", "awful dull plot", "the cast was brilliant"]
-    assert {row[1] for row in table["data"]} <= {"negative", "positive"}
+    table, download, note = client.predict(handle_file(str(path)), "review", api_name="/classify_batch")
+    assert table["headers"][:4] == ["id", "review", "label", "confidence"]  # the file's other columns are kept
+    assert [row[0] for row in table["data"]] == ["1", "2", "3"]
+    assert [row[1] for row in table["data"]] == ["great superb film", "awful dull plot", "the cast was brilliant"]
+    assert {row[2] for row in table["data"]} <= {"negative", "positive"}
     downloaded = Path(download).read_text().splitlines()
-    assert downloaded[0].startswith("review,label,confidence") and len(downloaded) == 4
+    assert downloaded[0].startswith("id,review,label,confidence") and len(downloaded) == 4
+    assert note == "Classified column 'review'. 3 reviews."
 
 
 def test_classify_batch_from_text_file(local_app, tmp_path):
     client, _, _ = local_app
     path = tmp_path / "reviews.txt"
     path.write_text("great film\n\nawful film\n")
-    table, _ = client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
+    table, _, _ = client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
     assert len(table["data"]) == 2
 
 
@@ -169,7 +173,12 @@ def test_classify_batch_from_text_file(local_app, tmp_path):
         ("binary.txt", b"\x00\x01\x02great\x00", None, "looks binary"),
         ("many.txt", b"great\n" * 1001, None, "the limit is 1,000 per request"),
         ("big.txt", b"a" * (2 * 1024 * 1024 + 1), None, "maximum file size of 2097152 bytes"),  # client-side
-        ("empty.txt", b"\n\n", None, "holds no reviews"),
+        ("blank.txt", b"\n\n", None, "The file is empty"),
+        ("empty.csv", b"", None, "The file is empty"),
+        ("header-only.csv", b"id,review\n", None, "has a header but no rows"),
+        ("numbers.csv", b"id,stars\n1,5\n2,3\n", None, r"No column of this file holds text \(id, stars hold numbers"),
+        ("ids.csv", b"id,comment\n1,great film\n", "id", r"Column 'id' holds numbers, not reviews. Choose the column "
+                                                          r"of reviews \(here: comment\)"),
     ],
 )
 def test_classify_batch_bad_files_get_messages(local_app, tmp_path, name, content, column, message):
@@ -208,7 +217,7 @@ def test_app_serves_a_model_by_hub_repo_id(hub_app):
 
 
 def test_app_without_a_model_says_what_to_run(tmp_path):
-    run = app.load_run(str(tmp_path / "nothing-here"))
+    run = load_served_model(str(tmp_path / "nothing-here"))
     assert run.classifier is None
     assert "accelerate launch finetune/train.py" in run.problem and "MODEL_ID" in run.problem
     with pytest.raises(Exception, match="accelerate launch finetune/train.py"):
@@ -235,7 +244,7 @@ def test_python_app_py_starts_and_answers(trained_run):
         assert answer[0]["label"] in ("negative", "positive")
         # the launch settings hold under `python app.py` (and so on a Space): the server refuses an
         # oversized upload itself, whatever the client checks
-        refused = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (app.MAX_UPLOAD_BYTES + 1))})
+        refused = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (serving.MAX_UPLOAD_BYTES + 1))})
         assert refused.status_code == 413
     finally:
         process.terminate()
@@ -249,18 +258,18 @@ def test_upload_over_the_limit_is_refused_by_the_server_and_not_stored(local_app
     _, _, url = local_app
     cache = Path(app.gr.File().GRADIO_CACHE)
     before = set(cache.rglob("*")) if cache.exists() else set()
-    over = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (app.MAX_UPLOAD_BYTES + 1))})
+    over = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (serving.MAX_UPLOAD_BYTES + 1))})
     assert over.status_code == 413 and "maximum allowed size of 2097152 bytes" in over.text
-    assert not [p for p in set(cache.rglob("*")) - before if p.is_file() and p.stat().st_size > app.MAX_UPLOAD_BYTES]
-    at_limit = httpx.post(url + "gradio_api/upload", files={"files": ("ok.txt", b"a" * app.MAX_UPLOAD_BYTES)})
+    assert not [p for p in set(cache.rglob("*")) - before if p.is_file() and p.stat().st_size > serving.MAX_UPLOAD_BYTES]
+    at_limit = httpx.post(url + "gradio_api/upload", files={"files": ("ok.txt", b"a" * serving.MAX_UPLOAD_BYTES)})
     assert at_limit.status_code == 200
 
 
 def test_read_reviews_reads_nothing_past_the_limit(tmp_path):
     path = tmp_path / "big.txt"
-    path.write_bytes(b"great\n" * (app.MAX_UPLOAD_BYTES // 6 + 1))
-    with pytest.raises(app.gr.Error, match="the limit is 2 MB"):
-        app.read_reviews(str(path), None)
+    path.write_bytes(b"great\n" * (serving.MAX_UPLOAD_BYTES // 6 + 1))
+    with pytest.raises(serving.InputProblem, match="the limit is 2 MB"):
+        serving.read_batch_file(str(path), None)
 
 
 def test_file_columns_reads_only_the_first_64_kb(tmp_path):
@@ -279,10 +288,10 @@ def test_file_columns_reads_only_the_first_64_kb(tmp_path):
 def test_classify_batch_cuts_each_review_to_the_single_review_limit(local_app, tmp_path):
     client, _, _ = local_app
     path = tmp_path / "one-long-line.txt"
-    path.write_bytes((b"great film " * app.MAX_UPLOAD_BYTES)[: app.MAX_UPLOAD_BYTES])
-    table, _ = client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
+    path.write_bytes((b"great film " * serving.MAX_UPLOAD_BYTES)[: serving.MAX_UPLOAD_BYTES])
+    table, _, _ = client.predict(handle_file(str(path)), "(one review per line)", api_name="/classify_batch")
     (row,) = table["data"]
-    assert len(row[0]) == app.MAX_REVIEW_CHARS
+    assert len(row[0]) == serving.MAX_REVIEW_CHARS
     assert row[table["headers"].index("truncated")] is True
 
 
@@ -305,8 +314,8 @@ def test_classify_batch_leaves_no_folder_per_request(trained_run, tmp_path, monk
 
 
 def test_build_demo_cleans_the_cache_by_default(trained_run):
-    demo = app.build_demo(app.load_run(str(trained_run)))
-    assert demo.delete_cache == app.CACHE_CLEANING
+    demo = app.build_demo(load_served_model(str(trained_run)))
+    assert demo.delete_cache == serving.CACHE_CLEANING
 
 
 def test_sweep_cache_removes_only_what_gradio_leaves_behind(tmp_path):
@@ -321,7 +330,7 @@ def test_sweep_cache_removes_only_what_gradio_leaves_behind(tmp_path):
     paths["tmpfull"].write_text("great")
     for name in ("a" * 64, "b" * 64, "vibe_edit_history", "tmpempty", "tmpfull", "reviews.csv"):
         os.utime(paths[name], (old, old))
-    assert app.sweep_cache(tmp_path, older_than=3600) == 2  # the old empty hash folder and tmp file
+    assert serving.sweep_cache(tmp_path, older_than=3600) == 2  # the old empty hash folder and tmp file
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(paths) - {"a" * 64, "tmpempty"})
 
 
@@ -331,24 +340,25 @@ def test_model_calls_share_one_limit_and_the_queue_cannot_be_skipped(held_app, t
     reviews.write_text("HOLD great film\nawful film\n")
     jobs = [client.submit(f"HOLD great film {i}", api_name="/classify") for i in range(3)]
     jobs.append(client.submit(handle_file(str(reviews)), "(one review per line)", api_name="/classify_batch"))
-    _wait_until(lambda: held.inside >= app.MODEL_CONCURRENCY and held.inside + _queue_size(url) == 4,
+    _wait_until(lambda: held.inside >= serving.MODEL_CONCURRENCY and held.inside + _queue_size(url) == 4,
                 what="the calls to run or queue")
     time.sleep(0.5)  # had a third call been allowed in, it would be in by now
-    assert held.most_inside == app.MODEL_CONCURRENCY
+    assert held.most_inside == serving.MODEL_CONCURRENCY
     held.release.set()
     for job in jobs:
         assert job.result(timeout=30)
-    assert held.most_inside == app.MODEL_CONCURRENCY
+    assert held.most_inside == serving.MODEL_CONCURRENCY
     # the REST route would skip the queue and its limits
     assert httpx.post(url + "gradio_api/run/classify", json={"data": ["great"]}).status_code == 404
 
 
 def test_build_demo_puts_every_model_call_in_one_concurrency_group(trained_run):
-    demo = app.build_demo(app.load_run(str(trained_run)))
-    model_calls = [fn for fn in demo.fns.values() if fn.fn and fn.fn.__name__ in ("classify_text", "classify_file")]
-    assert len(model_calls) == 3  # the button, Enter in the textbox, the file job
-    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_calls} == {("model", app.MODEL_CONCURRENCY)}
-    assert app.QUEUE_SIZE >= 200
+    demo = app.build_demo(load_served_model(str(trained_run)))
+    model_calls = [fn for fn in demo.fns.values()
+                   if fn.fn and fn.fn.__name__ in ("classify_text", "explain_text", "classify_file")]
+    assert len(model_calls) == 5  # the button and Enter in the textbox (each: classify, then explain), the file job
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_calls} == {("model", serving.MODEL_CONCURRENCY)}
+    assert serving.QUEUE_SIZE >= 200
 
 
 def test_classify_batch_second_file_job_is_refused_while_one_is_in_line(held_app, tmp_path):
@@ -364,13 +374,13 @@ def test_classify_batch_second_file_job_is_refused_while_one_is_in_line(held_app
     assert client.predict("great film", api_name="/classify")[0]["label"] in ("negative", "positive")
     held.release.set()
     assert len(running.result(timeout=30)[0]["data"]) == 1
-    table, _ = client.predict(handle_file(str(second)), "(one review per line)", api_name="/classify_batch")
+    table, _, _ = client.predict(handle_file(str(second)), "(one review per line)", api_name="/classify_batch")
     assert len(table["data"]) == 1
 
 
 def test_classify_batch_file_jobs_arriving_together_still_run_one_at_a_time(held_app, tmp_path, monkeypatch):
     client, held, _ = held_app
-    monkeypatch.setattr(app, "file_jobs_in_line", lambda queue: 0)  # as if both passed the door at once
+    monkeypatch.setattr(serving, "file_jobs_in_line", lambda queue: 0)  # as if both passed the door at once
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     first.write_text("HOLD great film\n")
     second.write_text("awful film\n")
@@ -425,13 +435,13 @@ def test_load_run_names_each_unreadable_run_file(trained_run, tmp_path):
     (folder / artifacts.CONFIG_FILE).write_text("training: [unclosed\n")
     (folder / artifacts.CARD_FILE).write_text("---\nbase_model: [\n---\n# card\n")
     (folder / artifacts.HISTORY_FILE).write_text('{"epoch": 1}')
-    run = app.load_run(str(folder))
+    run = load_served_model(str(folder))
     assert run.classifier is not None and run.problem is None
     problems = "\n".join(run.file_problems)
     assert "`results.json` could not be read: JSONDecodeError" in problems
     assert "`run_config.yaml` could not be read: " in problems and "`README.md` could not be read: " in problems
     assert "`epoch_history.json` holds dict data where a list of rows was expected" in problems
-    *_, summary = app.metrics_view(run)
+    *_, summary = metrics_view(run)
     shown = (artifacts.HISTORY_FILE, artifacts.RESULTS_FILE, artifacts.CONFIG_FILE, artifacts.CARD_FILE)
     assert all(f"`{name}`" in summary for name in shown)
     app.build_demo(run)  # the page builds
@@ -483,20 +493,23 @@ def test_evaluations_endpoint_lists_the_card_evaluations_and_the_surest_mistakes
     rows = {row[1]: row for row in evaluations["data"]}
     assert set(rows) == {"validation", "test"}
     assert rows["test"][2] == pytest.approx(results["scores"]["test"]["accuracy"], abs=1e-4)
-    assert mistakes["headers"] == ["review", "true label", "predicted", "confidence"]
+    # the short columns first, so that a narrow screen shows them without scrolling sideways
+    assert mistakes["headers"] == ["true label", "predicted", "confidence", "review"]
     matrix = results["confusion_matrices"]["test"]
     wrong = matrix[0][1] + matrix[1][0]
-    assert len(mistakes["data"]) == min(wrong, app.MISTAKES_SHOWN) and f"**{wrong:,} of 32** test reviews" in note
-    assert all(row[1] != row[2] for row in mistakes["data"])
-    confidences = [row[3] for row in mistakes["data"]]
+    assert len(mistakes["data"]) == min(wrong, MISTAKES_SHOWN) and f"**{wrong:,} of 32** test reviews" in note
+    assert all(row[0] != row[1] for row in mistakes["data"])
+    confidences = [row[2] for row in mistakes["data"]]
     assert confidences == sorted(confidences, reverse=True)
 
 
-def test_confident_mistakes_puts_the_surest_wrong_prediction_first():
-    rows = [{"text": "a", "label": "pos", "predicted_label": "neg", "p(neg)": "0.6", "p(pos)": "0.4"},
-            {"text": "b", "label": "pos", "predicted_label": "pos", "p(neg)": "0.01", "p(pos)": "0.99"},
-            {"text": "c", "label": "neg", "predicted_label": "pos", "p(neg)": "0.05", "p(pos)": "0.95"}]
-    assert [(m["review"], m["confidence"]) for m in app.confident_mistakes(rows)] == [("c", 0.95), ("a", 0.6)]
+def test_most_confident_mistakes_puts_the_surest_wrong_prediction_first():
+    mistakes = most_confident_mistakes(["a", "b", "c", "d"], ["pos", "pos", "neg", "neg"], ["neg", "pos", "pos", "pos"],
+                                       [0.6, 0.99, 0.95, 0.6])
+    assert [(m["text"], m["confidence"]) for m in mistakes] == [("c", 0.95), ("a", 0.6), ("d", 0.6)]
+    assert mistakes[0] == {"text": "c", "label": "neg", "predicted_label": "pos", "confidence": 0.95}
+    assert [m["text"] for m in most_confident_mistakes(["a", "b", "c", "d"], ["pos", "pos", "neg", "neg"],
+                                                       ["neg", "pos", "pos", "pos"], [0.6, 0.99, 0.95, 0.6], 1)] == ["c"]
 
 
 def test_app_serves_the_model_revision_it_is_pinned_to(hub_app, trained_run, tmp_path, monkeypatch):
@@ -510,21 +523,41 @@ def test_app_serves_the_model_revision_it_is_pinned_to(hub_app, trained_run, tmp
     hub.push_folder(moved, "me/pinned", TOKEN)
     monkeypatch.setenv("MODEL_REVISION", first)
     args = app.parse_args(["--model_id", "me/pinned"])
-    pinned = app.load_run(args.model_id, revision=args.model_revision)
+    pinned = load_served_model(args.model_id, revision=args.model_revision)
     assert pinned.classifier.label_names == ["negative", "positive"] and pinned.revision == first
     assert pinned.history and pinned.test_predictions  # the run's files, of that commit too
-    assert app.load_run("me/pinned").classifier.label_names == ["bad", "good"]  # main moved on
+    assert load_served_model("me/pinned").classifier.label_names == ["bad", "good"]  # main moved on
 
 
 def test_load_run_says_an_empty_run_file_is_empty(trained_run, tmp_path):
     folder = Path(shutil.copytree(trained_run, tmp_path / "run"))
     (folder / artifacts.HISTORY_FILE).write_text("")
     assert "`epoch_history.json` could not be read: ValueError: the file is empty" in "\n".join(
-        app.load_run(str(folder)).file_problems)
+        load_served_model(str(folder)).file_problems)
 
 
-def test_read_reviews_asks_for_a_column_when_none_is_chosen(tmp_path):
+def test_read_batch_file_picks_a_named_review_column_when_none_is_chosen(tmp_path):
     path = tmp_path / "reviews.csv"
-    path.write_text("review,stars\ngreat film,5\n")
-    with pytest.raises(app.gr.Error, match="Choose the column that holds the reviews: review, stars"):
-        app.read_reviews(str(path), None)
+    path.write_text("stars,review\n5,great film\n")
+    batch = serving.read_batch_file(str(path), None)
+    assert (batch.texts, batch.column, batch.other_columns) == (["great film"], "review", {"stars": ["5"]})
+
+
+def test_read_batch_file_picks_the_longest_text_column_and_says_so(tmp_path):
+    """`id,comment,stars`: no column named like text; the ids are numbers and the comments are the longest texts."""
+    path = tmp_path / "export.csv"
+    path.write_text('id,comment,stars,tag\n1,"great film, loved it",5,ok\n2,"awful plot",1,meh\n')
+    batch = serving.read_batch_file(str(path), None)
+    assert batch.column == "comment" and batch.texts == ["great film, loved it", "awful plot"]
+    assert batch.other_columns == {"id": ["1", "2"], "stars": ["5", "1"], "tag": ["ok", "meh"]}
+    assert "classified 'comment', the column with the longest texts" in batch.note
+    assert app.file_columns(str(path)).value == "comment"  # the dropdown shows the same pick on upload
+
+
+def test_classify_batch_reads_a_review_longer_than_the_csv_modules_field_limit(local_app, tmp_path):
+    client, _, _ = local_app
+    path = tmp_path / "long.csv"
+    path.write_text('id,text\n1,"' + "great film " * 20_000 + '"\n2,awful\n')  # 220,000 characters in one field
+    table, _, _ = client.predict(handle_file(str(path)), "text", api_name="/classify_batch")
+    assert [row[0] for row in table["data"]] == ["1", "2"]
+    assert table["data"][0][table["headers"].index("truncated")] is True

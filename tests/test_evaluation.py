@@ -8,7 +8,7 @@ import yaml
 from conftest import tiny_run_args
 from datasets import Dataset
 
-from finetune import artifacts
+from finetune import artifacts, run_views
 from finetune.data import restore_order, sort_by_length
 from finetune.train import EXIT_USAGE, main
 
@@ -146,7 +146,7 @@ def test_search_trials_reach_the_demo(tiny_bert, review_files, tmp_path):
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--hp_search_trials", "2",
                               "--hp_search_space", SEARCH_SPACE, "--num_train_epochs", "1")) == 0
     search = artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
-    demo = app.build_demo(app.load_run(str(output_dir)))
+    demo = app.build_demo(run_views.load_served_model(str(output_dir)))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -160,7 +160,6 @@ def test_search_trials_reach_the_demo(tiny_bert, review_files, tmp_path):
 
 
 def test_search_view_without_a_search_says_so(trained_run):
-    import app
 
-    table, plot, note = app.search_view(app.load_run(str(trained_run)))
+    table, plot, note = run_views.search_view(run_views.load_served_model(str(trained_run)))
     assert table.empty and plot.empty and "did not search" in note

@@ -15,7 +15,7 @@ from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import app
-from finetune import artifacts, hub, onnx_export
+from finetune import artifacts, hub, onnx_export, run_views
 from finetune.inference import ReviewClassifier
 from finetune.model_card import ONNX_HEADING
 
@@ -132,11 +132,11 @@ def test_classifier_without_onnx_copy_falls_back_to_pytorch(trained_run, tmp_pat
 @pytest.mark.parametrize("with_onnx, engine", [(True, "onnxruntime fp32"), (False, "pytorch fp32")])
 def test_demo_serves_a_folder_and_says_which_engine(trained_run, tmp_path, with_onnx, engine):
     folder = _copy(trained_run, tmp_path, with_onnx=with_onnx)
-    run = app.load_run(str(folder))
+    run = run_views.load_served_model(str(folder))
     demo = app.build_demo(run)
     model_line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-line")
     assert f"engine: {engine}" in model_line.value
-    assert f"(served by {engine})" in app.card_summary(run)
+    assert f"(served by {engine})" in run_views.card_summary(run)
     scores, _ = app.classify(run, "the film was great and loved it")
     reference = ReviewClassifier(trained_run, engine="pytorch").predict_one("the film was great and loved it")
     assert max(scores, key=scores.get) == reference.label
@@ -153,7 +153,7 @@ def test_push_carries_onnx_files_and_the_demo_loads_them_back_by_repo_id(fake_hu
     card = repo.files["README.md"].decode()
     assert 'REPO = "me/onnx-reviews"' in card and "pipeline('text-classification', 'me/onnx-reviews'" in card
 
-    run = app.load_run("me/onnx-reviews")
+    run = run_views.load_served_model("me/onnx-reviews")
     assert run.problem is None and run.classifier.engine == "onnxruntime fp32"
     int8 = ReviewClassifier("me/onnx-reviews", quantize=True)
     assert int8.engine == "onnxruntime int8"

@@ -1,0 +1,59 @@
+"""Which words drove a prediction: occlusion, with either serving engine.
+
+Each word (whole words, split on whitespace; not word pieces) is left out in turn, and its attribution is
+how much the predicted class's probability drops without it: positive when the word pushed the review
+towards the prediction, negative when it pulled away. All the variants go through the model in one
+batch. A long review is cut into at most `max_spans` spans of consecutive words, each left out whole,
+so that the cost stays bounded (bench/attribution.py measures it).
+"""
+
+import math
+import re
+from dataclasses import dataclass
+
+MAX_SPANS = 48
+WORD = re.compile(r"\S+")
+
+
+@dataclass
+class Attribution:
+    label: str  # the predicted class
+    probability: float  # its probability for the whole review
+    spans: list[tuple[str, float]]  # (words, probability drop without them), in the review's order
+    words_per_span: int
+
+    def segments(self) -> list[tuple[str, float | None]]:
+        """The review as text pieces for gr.HighlightedText: each span with its drop scaled into [-1, 1] by the
+        largest drop (the colour's strength), the whitespace between spans unmarked."""
+        largest = max((abs(value) for _, value in self.spans), default=0.0) or 1.0
+        out: list[tuple[str, float | None]] = []
+        for i, (text, value) in enumerate(self.spans):
+            if i:
+                out.append((" ", None))
+            out.append((text, round(value / largest, 4)))
+        return out
+
+    def strongest(self, n: int = 3) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The n spans that raised the prediction most, and the n that lowered it most."""
+        ranked = sorted(self.spans, key=lambda span: -span[1])
+        return [s for s in ranked[:n] if s[1] > 0], [s for s in reversed(ranked[-n:]) if s[1] < 0]
+
+
+def word_spans(text: str, max_spans: int = MAX_SPANS) -> tuple[list[tuple[int, int]], int]:
+    """Character bounds of the review's words, grouped into at most max_spans spans of equal word counts."""
+    words = [match.span() for match in WORD.finditer(text)]
+    per_span = max(1, math.ceil(len(words) / max_spans))
+    spans = [(words[i][0], words[min(i + per_span, len(words)) - 1][1]) for i in range(0, len(words), per_span)]
+    return spans, per_span
+
+
+def occlusion(classifier, text: str, max_spans: int = MAX_SPANS) -> Attribution:
+    """The predicted class of `text` and, per span of words, the drop of its probability when the span is left
+    out. `classifier` is a finetune.inference.ReviewClassifier (any object with its `predict`)."""
+    spans, per_span = word_spans(text, max_spans)
+    variants = [(text[:start] + " " + text[end:]).strip() for start, end in spans]
+    predictions = classifier.predict([text, *variants], batch_size=len(variants) + 1)  # one batch
+    whole = predictions[0]
+    label = whole.label
+    drops = [whole.scores[label] - p.scores[label] for p in predictions[1:]]
+    return Attribution(label, whole.scores[label], [(text[s:e], d) for (s, e), d in zip(spans, drops)], per_span)

@@ -1,0 +1,351 @@
+"""A fine-tuned model as the demo serves it, and the views of its run: pure functions that return
+DataFrames or Markdown, testable without Gradio.
+
+`load_served_model` loads the classifier once and reads the run's stored files (history, results,
+configuration, card, search, predictions) from a model folder or a Hub repo. A file that is corrupt
+or cut short costs only its own view: the views never raise for a run's files, they say what could
+not be shown instead.
+"""
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+import yaml
+
+from finetune import artifacts
+from finetune.mistakes import most_confident_mistakes
+
+TRAIN_COMMAND = "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
+HEADLINE = ("accuracy", "precision", "recall", "f1")
+HISTORY_COLUMNS = ["epoch", "step", "train_loss", "eval_loss", *HEADLINE]
+# What a run file that parses but holds unexpected values raises when it is shown.
+SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
+MISTAKES_SHOWN = 20
+MACRO_NOTE = ("Precision, recall and F1 are *macro* averages: each is computed per class, then the classes are "
+              "averaged with equal weight, so a rare class counts as much as a common one.")
+# Examples from the run's own validation reviews: short enough to read at a glance, long enough to say something.
+EXAMPLE_WORDS = (6, 40)
+
+
+@dataclass
+class ServedModel:
+    """What the demo shows: a loaded classifier (or why there is none) and its run's stored files."""
+
+    model_id: str
+    classifier: object | None = None
+    problem: str | None = None
+    file_problems: list[str] = field(default_factory=list)  # run files that could not be read, and why
+    history: list[dict] = field(default_factory=list)
+    results: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    card_metadata: dict = field(default_factory=dict)
+    card_text: str = ""  # the card's Markdown body, without its metadata
+    search: dict = field(default_factory=dict)  # hp_search.json, when the run searched its hyperparameters
+    revision: str | None = None  # the Hub commit, branch or tag served (MODEL_REVISION); None: main
+    # per-review predictions of the run's scored splits (predictions_<split>.csv rows)
+    test_predictions: list[dict] = field(default_factory=list)
+    validation_predictions: list[dict] = field(default_factory=list)
+
+    @property
+    def is_hub_repo(self) -> bool:
+        return not os.path.isdir(os.path.expanduser(self.model_id))
+
+
+def split_card(text: str) -> tuple[dict, str]:
+    """A card's YAML metadata and its Markdown body."""
+    if text.startswith("---"):
+        parts = text.split("---", 2)
+        if len(parts) == 3:
+            return yaml.safe_load(parts[1]) or {}, parts[2].lstrip("\n")
+    return {}, text
+
+
+def csv_records(text: str) -> list[dict]:
+    try:
+        return list(csv.DictReader(io.StringIO(text)))
+    except csv.Error as err:
+        raise ValueError(str(err)) from err
+
+
+# Each run file: the ServedModel fields it fills, and how its text becomes their values.
+RUN_FILE_READERS = {
+    artifacts.HISTORY_FILE: (("history",), json.loads),
+    artifacts.RESULTS_FILE: (("results",), json.loads),
+    artifacts.CONFIG_FILE: (("config",), lambda text: yaml.safe_load(text) or {}),
+    artifacts.CARD_FILE: (("card_metadata", "card_text"), split_card),
+    artifacts.SEARCH_FILE: (("search",), json.loads),
+    artifacts.predictions_file("test"): (("test_predictions",), csv_records),
+    artifacts.predictions_file("validation"): (("validation_predictions",), csv_records),
+}
+
+
+def load_served_model(model_id: str, quantize: bool = False, revision: str | None = None, engine: str = "auto",
+                      no_model_hint: str | None = None) -> ServedModel:
+    """Load the model once, at start. A missing model becomes a message on the page, and a run file
+    that is corrupt or cut short becomes a message on the metrics tab: the demo still serves.
+    `no_model_hint` replaces the advice given when no model loads (a Space's owner sets a variable)."""
+    from finetune.inference import ReviewClassifier
+
+    served = ServedModel(model_id=model_id, revision=revision)
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        served.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, engine=engine, revision=revision)
+    except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
+        served.problem = no_model_hint or (
+            f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]}).\n\n"
+            f"Train the default model with `{TRAIN_COMMAND}`, or set `MODEL_ID` to a model folder or a Hub repo "
+            "id (and `HF_TOKEN` for a private repo)."
+        )
+        return served
+    try:
+        files = artifacts.fetch_run_files(model_id, token=token, names=tuple(RUN_FILE_READERS), revision=revision)
+    except Exception as err:
+        served.problem = f"The model loaded, but its training files could not be read ({err})."
+        return served
+    for name, path in files.items():
+        if path is not None and name in RUN_FILE_READERS:
+            _read_run_file(served, name, path)
+    return served
+
+
+def _read_run_file(served: ServedModel, name: str, path) -> None:
+    attributes, parse = RUN_FILE_READERS[name]
+    try:
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise ValueError("the file is empty")
+        values = parse(text)
+    except (OSError, ValueError, csv.Error, yaml.YAMLError) as err:  # ValueError: bad JSON or bad UTF-8
+        served.file_problems.append(f"`{name}` could not be read: {describe(err)}. It may be cut short or corrupt.")
+        return
+    values = values if len(attributes) > 1 else (values,)
+    for attribute, value in zip(attributes, values):
+        expected = type(getattr(served, attribute))
+        if not isinstance(value, expected) or (expected is list and not all(isinstance(r, dict) for r in value)):
+            what = {list: "a list of rows", dict: "a mapping"}.get(expected, expected.__name__)
+            served.file_problems.append(f"`{name}` holds {type(value).__name__} data where {what} was expected.")
+            return
+    for attribute, value in zip(attributes, values):
+        setattr(served, attribute, value)
+
+
+def describe(err: Exception) -> str:
+    """An error in one line: its type and the start of its message."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {' '.join(line.strip() for line in lines[:3])[:300]}"
+
+
+# --- the header: what the model is and how good it is --------------------------------------------
+
+
+def card_link(served: ServedModel) -> str | None:
+    """Where the model card is read: its Hub page for a repo (None for a local folder, whose card the page
+    renders itself)."""
+    if not served.is_hub_repo:
+        return None
+    from huggingface_hub import constants
+
+    return f"{constants.ENDPOINT.rstrip('/')}/{served.model_id}"
+
+
+def header_markdown(served: ServedModel) -> str:
+    """Under the title: what the model classifies and on which data, its test scores with the split's size, the
+    base model, the card, the labels' meanings, and what serves it. Never raises for a run's files."""
+    if served.classifier is None:
+        return f"Model: `{served.model_id}`"
+    try:
+        return _header(served)
+    except SHAPE_ERRORS:
+        return f"Model: `{served.model_id}` · labels: {', '.join(served.classifier.label_names)}"
+
+
+def _header(served: ServedModel) -> str:
+    labels = served.classifier.label_names
+    results, meta = served.results, served.card_metadata
+    dataset = dataset_name(meta)
+    sizes = results.get("split_sizes", {})
+    what = f"Sorts a review into one of {len(labels)} classes: " + ", ".join(f"**{n}**" for n in labels)
+    if dataset != "unknown":
+        trained = f" ({sizes['train']:,} training reviews)" if "train" in sizes else ""
+        what += f", trained on *{dataset}*{trained}."
+    lines = [what]
+    meanings = results.get("label_descriptions") or {}
+    if meanings:
+        lines.append(" · ".join(f"**{name}**: {meanings[name]}" for name in labels if name in meanings))
+    split = "test" if "test" in results.get("scores", {}) else "validation"
+    scores = results.get("scores", {}).get(split)
+    if scores:
+        size = f" on {sizes[split]:,} {split} reviews" if split in sizes else f" on the {split} split"
+        lines.append(f"**{split.capitalize()} accuracy {scores['accuracy']:.1%}**, macro F1 {scores['f1']:.1%}{size}"
+                     " the model never saw while training.")
+    base = meta.get("base_model") or (served.config.get("model") or {}).get("model_name_or_path")
+    facts = [f"Model `{served.model_id}`" + (f" at revision `{served.revision[:12]}`" if served.revision else "")]
+    if base:
+        facts.append(f"base model `{base}`")
+    link = card_link(served)
+    facts.append(f"[model card]({link})" if link else "model card below")
+    facts.append(f"served by {served.classifier.engine}")
+    lines.append(" · ".join(facts))
+    return "\n\n".join(lines)
+
+
+def example_reviews(served: ServedModel, fallback: list[str]) -> list[str]:
+    """One short validation review per class, each one the model gets right (surest first among the shortest),
+    so the examples fit whatever this model classifies; `fallback` when the run stored none."""
+    rows = served.validation_predictions or served.test_predictions
+    picks = []
+    try:
+        for name in served.classifier.label_names if served.classifier else []:
+            candidates = [row for row in rows if row.get("label") == name == row.get("predicted_label")
+                          and EXAMPLE_WORDS[0] <= len(row["text"].split()) <= EXAMPLE_WORDS[1]]
+            if candidates:  # short and sure: a fifth of the candidates, the surest of those
+                shortest = sorted(candidates, key=lambda row: len(row["text"]))[:max(1, len(candidates) // 5)]
+                picks.append(max(shortest, key=lambda row: float(row[f"p({name})"]))["text"])
+    except SHAPE_ERRORS:
+        return fallback
+    return picks or fallback
+
+
+# --- training metrics ---------------------------------------------------------------------------
+
+
+def metrics_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, str]:
+    """History table, loss plot data, score plot data, confusion matrix, card summary.
+
+    Never raises for a run's files: what cannot be shown is named in the summary instead."""
+    rows = [{k: row.get(k) for k in HISTORY_COLUMNS} for row in served.history]
+    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).apply(pd.to_numeric, errors="coerce")
+    losses = _long(history, ["train_loss", "eval_loss"], "loss")
+    scores = _long(history, ["accuracy", "f1"], "score")
+    problems = list(served.file_problems)
+    try:
+        confusion = confusion_table(served)
+    except SHAPE_ERRORS as err:
+        confusion = pd.DataFrame()
+        problems.append(f"`{artifacts.RESULTS_FILE}`: its confusion matrix could not be shown ({describe(err)}).")
+    try:
+        summary = card_summary(served)
+    except SHAPE_ERRORS as err:
+        summary = f"`{served.model_id}`"
+        problems.append(f"`{artifacts.RESULTS_FILE}`, `{artifacts.CONFIG_FILE}` or `{artifacts.CARD_FILE}` holds "
+                        f"values the summary could not show ({describe(err)}).")
+    if problems:
+        summary = ("**⚠️ Some of the run's files could not be shown** (predictions are not affected):\n\n"
+                   + "\n".join(f"- {p}" for p in problems) + "\n\n" + summary)
+    return history.round(4), losses, scores, confusion, summary
+
+
+def search_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The hyperparameter search's trials: a table, score against learning rate, and a summary line."""
+    search = served.search
+    empty = pd.DataFrame({"learning_rate": [], "score": [], "state": []})
+    if not search:
+        return pd.DataFrame(), empty, "This run did not search its hyperparameters (`--hp_search_trials`)."
+    try:
+        names = list(search["space"])
+        rows = [{"trial": t["number"], "state": t["state"], search["metric"]: t["value"], "seconds": t["seconds"],
+                 **{name: t["params"].get(name) for name in names}} for t in search["trials"]]
+        plot = pd.DataFrame([{"learning_rate": t["params"].get("learning_rate"), "score": t["value"],
+                              "state": t["state"]} for t in search["trials"]]).dropna()
+        note = (f"{len(rows)} trials on {search['train_samples']:,} training reviews, scored by validation "
+                f"{search['metric']}; the final model used the best: "
+                + ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in search["best_params"].items()))
+    except SHAPE_ERRORS as err:
+        return pd.DataFrame(), empty, f"`{artifacts.SEARCH_FILE}` could not be shown ({describe(err)})."
+    return pd.DataFrame(rows).round(4), plot if "learning_rate" in names else empty, note
+
+
+def evaluations_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Every evaluation in the card's model-index (the run's own splits and `finetune.score` results), and
+    the run's most confidently wrong reviews: what a user reads to learn what the model has not understood."""
+    try:
+        evaluations = pd.DataFrame(card_evaluations(served.card_metadata))
+    except SHAPE_ERRORS as err:
+        evaluations = pd.DataFrame({"problem": [f"the card's model-index could not be shown ({describe(err)})"]})
+    split = next((s for s, rows in (("test", served.test_predictions), ("validation", served.validation_predictions))
+                  if rows and "label" in rows[0]), None)
+    if split is None:
+        return evaluations, pd.DataFrame(), ("This run stored no per-review predictions of a labelled split "
+                                             f"(`{artifacts.predictions_file('test')}`): nothing to show here.")
+    rows = served.test_predictions if split == "test" else served.validation_predictions
+    try:
+        wrong = most_confident_mistakes(
+            [row["text"] for row in rows], [row["label"] for row in rows], [row["predicted_label"] for row in rows],
+            [float(row[f"p({row['predicted_label']})"]) for row in rows])
+    except SHAPE_ERRORS as err:
+        return evaluations, pd.DataFrame(), f"`{artifacts.predictions_file(split)}` could not be shown ({describe(err)})."
+    note = (f"**{len(wrong):,} of {len(rows):,}** {split} reviews are wrong. The {min(len(wrong), MISTAKES_SHOWN)} "
+            "the model was surest about are below, surest first: the kinds of review it has not understood "
+            "(or labels that are wrong).")
+    # The short columns first: on a narrow screen they stay in view, the review wraps beside them.
+    table = pd.DataFrame([{"true label": m["label"], "predicted": m["predicted_label"],
+                           "confidence": round(m["confidence"], 4), "review": m["text"]}
+                          for m in wrong[:MISTAKES_SHOWN]])
+    return evaluations, table, note
+
+
+def card_evaluations(card_metadata: dict) -> list[dict]:
+    """One row per dataset and split in the card's model-index, with its scores."""
+    rows = []
+    for entry in card_metadata.get("model-index") or []:
+        for result in entry.get("results") or []:
+            dataset = result.get("dataset") or {}
+            name = dataset.get("name") or dataset.get("type")
+            rows.append({"dataset": name + (f" ({dataset['config']})" if dataset.get("config") else ""),
+                         "split": dataset.get("split"),
+                         **{m["type"]: round(float(m["value"]), 4) for m in result.get("metrics") or []}})
+    return rows
+
+
+def _long(history: pd.DataFrame, columns: list[str], value_name: str) -> pd.DataFrame:
+    if history.empty:
+        return pd.DataFrame({"epoch": [], value_name: [], "series": []})
+    frame = history.melt(id_vars="epoch", value_vars=columns, var_name="series", value_name=value_name)
+    return frame.dropna()
+
+
+def confusion_table(served: ServedModel) -> pd.DataFrame:
+    matrices = served.results.get("confusion_matrices", {})
+    split = "test" if "test" in matrices else "validation"
+    if split not in matrices:
+        return pd.DataFrame()
+    names = served.results.get("label_names", [])
+    frame = pd.DataFrame(matrices[split], columns=[f"predicted {n}" for n in names])
+    frame.insert(0, f"true ({split})", names)
+    return frame
+
+
+def card_summary(served: ServedModel) -> str:
+    if served.problem:
+        return served.problem
+    if not served.results:
+        if served.file_problems:  # results.json may be among them: metrics_view lists them above this
+            return f"**Model**: `{served.model_id}`"
+        return f"`{served.model_id}` has no stored training metrics (it was not trained with this project)."
+    meta, training = served.card_metadata, served.config.get("training", {})
+    sizes = served.results.get("split_sizes", {})
+    lines = [
+        f"**Model**: `{served.model_id}`" + (f" (served by {served.classifier.engine})" if served.classifier else ""),
+        f"**Base model**: `{meta.get('base_model') or served.config.get('model', {}).get('model_name_or_path')}`",
+        f"**Dataset**: {dataset_name(meta)} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())} reviews)",
+        f"**Labels**: {', '.join(served.results.get('label_names', []))}",
+        "**Hyperparameters**: " + ", ".join(
+            f"{k} {training[k]}" for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed")
+            if k in training
+        ),
+    ]
+    for split, values in served.results.get("scores", {}).items():
+        lines.append(f"**{split.capitalize()}**: " + ", ".join(f"{m} {values[m]:.4f}" for m in HEADLINE if m in values))
+    return "\n\n".join(lines)
+
+
+def dataset_name(meta: dict) -> str:
+    try:
+        return meta["model-index"][0]["results"][0]["dataset"]["name"]
+    except (KeyError, IndexError, TypeError):
+        return "unknown"
