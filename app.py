@@ -90,9 +90,9 @@ def explain(served: ServedModel, text: str) -> tuple[list[tuple[str, float | Non
     note = (f"Each {unit} left out in turn: red ones raised p({attribution.label}) "
             f"(now {attribution.probability:.2f}), purple ones lowered it.")
     if raised:
-        note += " Most for: " + ", ".join(f"“{w}” {d:+.2f}" for w, d in raised) + "."
+        note += " Most for: " + ", ".join(f"“{w}” {d:+.3f}" for w, d in raised) + "."
     if lowered:
-        note += " Most against: " + ", ".join(f"“{w}” {d:+.2f}" for w, d in lowered) + "."
+        note += " Most against: " + ", ".join(f"“{w}” {d:+.3f}" for w, d in lowered) + "."
     return attribution.segments(), note
 
 
@@ -215,7 +215,7 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
             with gr.Accordion("Where the model is most confidently wrong", open=True):
                 mistakes_box = gr.Markdown(mistakes_note)
                 mistakes_table = gr.Dataframe(mistakes, label="Most confidently wrong", interactive=False, wrap=True,
-                                              column_widths=["16%", "16%", "14%", "54%"], elem_id="mistakes")
+                                              column_widths=["92px", "92px", "84px"], elem_id="mistakes")
             refresh = gr.Button("Reload metrics")
             refresh.click(lambda: metrics_view(served), None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],

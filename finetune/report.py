@@ -77,6 +77,8 @@ def write_run_files(
         {
             "scores": scores,
             "label_names": data.label_names,
+            # what each label means, where the data says so (the embedded reviews): the demo explains them
+            "label_descriptions": embedded.LABEL_DESCRIPTIONS if config.data.uses_embedded_data else {},
             "confusion_matrices": confusion_matrices,
             "split_sizes": split_sizes,
             "dropped_rows": data.dropped,
@@ -143,5 +145,6 @@ def _data_notes(config: RunConfig) -> str:
     return (
         f"{embedded.DATA_DESCRIPTION} (Apache-2.0). Only `fresh`/`rotten` critic snippets are used (plot synopses "
         "are dropped, repeated snippets kept once), split 80/10/10 by movie so that no movie appears in two splits. "
-        f"Base weights: {embedded.MODEL_HUB_ID} (Apache-2.0), as shipped by the `{embedded.MODEL_PACKAGE}` package."
+        f"Base weights: {embedded.MODEL_HUB_ID} (Apache-2.0), as shipped by the `{embedded.MODEL_PACKAGE}` package. "
+        "Labels: " + "; ".join(f"`{name}`: {meaning}" for name, meaning in embedded.LABEL_DESCRIPTIONS.items()) + "."
     )

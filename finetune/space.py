@@ -302,7 +302,7 @@ def wait_for_space(space_id: str, token: str, timeout: float, poll_seconds: floa
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m finetune.space", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--space", required=True, help="Space repo id, e.g. me/reviews-demo")
+    parser.add_argument("--space", default=None, help="Space repo id, e.g. me/reviews-demo (required unless --stage_dir)")
     parser.add_argument("--model_id", required=True, help="Hub model repo the Space serves, e.g. me/minilm-reviews")
     parser.add_argument("--model_revision", default=None,
                         help="branch, tag or commit of the model to serve (variable MODEL_REVISION). Default: the "
@@ -318,14 +318,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200,
                         help="seconds to wait for the Space to build and start (0: do not wait)")
     parser.add_argument("--poll_seconds", type=float, default=5, help="how often to ask the Hub for the stage")
+    parser.add_argument("--stage_dir", default=None, metavar="DIR",
+                        help="write the Space's files into DIR (new or empty) and stop: no Hub, no token. Look at "
+                        "them, or run them (`cd DIR && MODEL_ID=... python app.py`), before you deploy")
     args = parser.parse_args(argv)
+    if args.space is None and args.stage_dir is None:
+        parser.error("--space is required (the Space repo id, e.g. me/reviews-demo), unless --stage_dir DIR only "
+                     "writes the files")
     if args.timeout < 0 or args.poll_seconds <= 0:
         parser.error("--timeout must be 0 or more and --poll_seconds more than 0")
     return args
 
 
+def stage_only(folder: Path, space_id: str, model_id: str, hardware: str | None) -> int:
+    """--stage_dir: the Space's files in a folder of the user's, and how to run them; nothing is uploaded."""
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        print(f"error: --stage_dir {folder}: {'not a folder' if not folder.is_dir() else 'the folder is not empty'}; "
+              "name a new or empty folder (nothing in it is overwritten).", file=sys.stderr)
+        return EXIT_USAGE
+    folder.mkdir(parents=True, exist_ok=True)
+    files = stage_space(folder, space_id, model_id, hardware)
+    print(f"Staged the Space's {len(files)} files in {folder}:\n" + "\n".join(f"  {name}" for name in files))
+    print(f"Run them as the Space will:\n  cd {folder} && MODEL_ID={model_id} python app.py\n"
+          "Deploy them with this command again, without --stage_dir (it stages the same files).")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.stage_dir is not None:
+        return stage_only(Path(args.stage_dir).expanduser(), args.space or "me/reviews-demo", args.model_id,
+                          args.hardware)
     try:
         token = hub.require_token(purpose="python -m finetune.space")
         space_token = read_space_token(args.space_token_env)

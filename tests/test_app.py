@@ -222,6 +222,22 @@ def test_app_without_a_model_says_what_to_run(tmp_path):
     assert "accelerate launch finetune/train.py" in run.problem and "MODEL_ID" in run.problem
     with pytest.raises(Exception, match="accelerate launch finetune/train.py"):
         app.classify(run, "great")
+    # No history: no empty plots (Gradio would draw axes from -Infinity), no empty tables
+    demo = app.build_demo(run)
+    hidden = {getattr(block, "label", None) for block in demo.blocks.values() if getattr(block, "visible", True) is False}
+    assert {"Per-epoch history", "Confusion matrix (rows: true label)"} <= hidden
+    rows = [block for block in demo.blocks.values() if isinstance(block, app.gr.Row)]
+    assert any(block.visible is False and {child.elem_id for child in block.children} == {"loss-plot", "score-plot"}
+               for block in rows)
+
+
+def test_app_in_a_space_without_model_id_speaks_to_the_owner(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "me/reviews-demo")
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    assert app.no_model_hint([]) == app.SPACE_WITHOUT_MODEL
+    assert app.no_model_hint(["--model_id", "me/model"]) is None
+    monkeypatch.setenv("MODEL_ID", "me/model")
+    assert app.no_model_hint([]) is None
 
 
 def test_python_app_py_starts_and_answers(trained_run):
@@ -454,6 +470,9 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None and os.environ.get("CI") != "true",
                     reason="needs Debian's chromium (./setup.sh --dev installs it; CI requires it)")
 def test_browser_classifies_and_shows_metrics_plot(local_app, tmp_path):
+    """Desktop and phone widths: the prediction, the word attributions, the metrics; at 400 px the two plots stack
+    and the mistakes table shows its label, prediction and confidence columns without scrolling sideways
+    (checked by element boxes). Screenshots of each tab at both widths go to tmp_path."""
     from playwright.sync_api import sync_playwright
 
     assert _chromium(), "chromium is missing: ./setup.sh --dev installs it"
@@ -464,21 +483,41 @@ def test_browser_classifies_and_shows_metrics_plot(local_app, tmp_path):
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--disable-quic"],
         )
-        page = browser.new_page()
-        page.goto(url)
-        page.get_by_label("Review").first.fill("the film was great and loved it")
-        page.get_by_role("button", name="Classify", exact=True).click()
-        predicted = page.locator('[data-testid="label-output-value"]')
-        predicted.wait_for(timeout=30_000)
-        assert predicted.inner_text().strip() in ("positive", "negative")
-        page.screenshot(path=str(tmp_path / "classify.png"))
+        for width in (1280, 400):
+            page = browser.new_page(viewport={"width": width, "height": 900})
+            page.goto(url)
+            assert "Sorts a review into one of 2 classes" in page.locator("#model-line").inner_text()
+            page.get_by_label("Review").first.fill("the film was great and loved it")
+            page.get_by_role("button", name="Classify", exact=True).click()
+            predicted = page.locator('[data-testid="label-output-value"]')
+            predicted.wait_for(timeout=30_000)
+            assert predicted.inner_text().strip() in ("positive", "negative")
+            page.locator("#attributions").get_by_text("great").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / f"classify-{width}.png"), full_page=True)
 
-        page.get_by_role("tab", name="Training metrics").click()
-        plot = page.locator("#loss-plot")
-        plot.wait_for(timeout=30_000)
-        plot.locator("canvas, svg").first.wait_for(timeout=30_000)
-        assert page.get_by_text("Per-epoch history").count() >= 1
-        page.screenshot(path=str(tmp_path / "metrics.png"), full_page=True)
+            page.get_by_role("tab", name="Batch").click()
+            page.get_by_text("Upload a CSV").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(tmp_path / f"batch-{width}.png"), full_page=True)
+
+            page.get_by_role("tab", name="Training metrics").click()
+            plots = [page.locator(f"#{name}") for name in ("loss-plot", "score-plot")]
+            for plot in plots:
+                plot.wait_for(timeout=30_000)
+                plot.locator("canvas, svg").first.wait_for(timeout=30_000)
+            assert page.get_by_text("Per-epoch history").count() >= 1
+            loss, score = (plot.bounding_box() for plot in plots)
+            if width == 400:  # stacked, each as wide as the screen allows
+                assert score["y"] >= loss["y"] + loss["height"] - 1 and loss["width"] <= width
+            else:  # side by side
+                assert score["y"] == pytest.approx(loss["y"], abs=2) and score["x"] >= loss["x"] + loss["width"] - 1
+            mistakes = page.locator("#mistakes")
+            mistakes.scroll_into_view_if_needed()
+            header = mistakes.get_by_text("confidence", exact=True).first
+            header.wait_for(timeout=30_000)
+            box = header.bounding_box()
+            assert box["x"] + box["width"] <= width, f"the confidence column is off screen at {width} px"
+            page.screenshot(path=str(tmp_path / f"metrics-{width}.png"), full_page=True)
+            page.close()
         browser.close()
 
 
@@ -561,3 +600,17 @@ def test_classify_batch_reads_a_review_longer_than_the_csv_modules_field_limit(l
     table, _, _ = client.predict(handle_file(str(path)), "text", api_name="/classify_batch")
     assert [row[0] for row in table["data"]] == ["1", "2"]
     assert table["data"][0][table["headers"].index("truncated")] is True
+
+
+def test_explain_endpoint_returns_one_attribution_per_word(local_app):
+    client, folder, _ = local_app
+    text = "the film was great and loved it"
+    words, note = client.predict(text, api_name="/explain")
+    marked = [(item["token"], item["class_or_confidence"]) for item in words]
+    assert "".join(token for token, _ in marked) == text
+    assert [token for token, value in marked if value is not None] == text.split()
+    assert all(-1 <= value <= 1 for _, value in marked if value is not None)
+    assert max(abs(value) for _, value in marked if value is not None) == pytest.approx(1.0)
+    assert note.startswith("Each word left out in turn")
+    with pytest.raises(Exception, match="Type or paste a review"):
+        client.predict("  ", api_name="/explain")

@@ -243,3 +243,51 @@ def test_staged_space_runs_alone_and_serves_the_pinned_private_model(fake_hub, t
         process.terminate()
         output = process.communicate(timeout=30)[0]
     assert "No model could be loaded" not in output
+
+
+def _start_staged(folder: Path, env_extra: dict) -> tuple[subprocess.Popen, Client]:
+    """The staged files started by themselves, as a Space starts them (site-packages only, no repository)."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON") and key != "MODEL_ID"}
+    env.update(env_extra, GRADIO_SERVER_PORT=str(port), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    process = subprocess.Popen([sys.executable, "-S", "app.py"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while True:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            return process, Client(f"http://127.0.0.1:{port}/", verbose=False)
+        except Exception:
+            assert time.time() < deadline, "the staged Space did not start in 120 s"
+            time.sleep(0.5)
+
+
+def test_space_stage_dir_writes_the_files_without_the_hub(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)  # no token, and nothing listens at HF_ENDPOINT: no Hub at all
+    folder = tmp_path / "staged"
+    assert space_main(["--model_id", "me/minilm-reviews", "--stage_dir", str(folder)]) == 0
+    out = capsys.readouterr().out
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert files == space.stage_space(tmp_path / "again", "me/reviews-demo", "me/minilm-reviews")
+    assert {"finetune/run_views.py", "finetune/serving.py", "finetune/attribution.py"} <= set(files)
+    assert f"cd {folder} && MODEL_ID=me/minilm-reviews python app.py" in out
+    # a folder that holds anything is left alone
+    assert space_main(["--model_id", "me/minilm-reviews", "--stage_dir", str(folder)]) == space.EXIT_USAGE
+    assert "the folder is not empty" in capsys.readouterr().err
+
+
+def test_staged_space_without_model_id_speaks_to_its_owner_and_logs_mistakes_in_one_line(tmp_path):
+    folder = tmp_path / "staged"
+    assert space_main(["--model_id", "me/minilm-reviews", "--stage_dir", str(folder)]) == 0
+    process, client = _start_staged(folder, {"SPACE_ID": "me/reviews-demo"})  # a Space, MODEL_ID not set
+    try:
+        *_, summary = client.predict(api_name="/metrics")
+        assert "Settings → Variables and secrets" in summary and "`MODEL_ID`" in summary
+        assert "setup.sh" not in summary
+        with pytest.raises(Exception, match="This Space serves no model yet"):
+            client.predict("great film", api_name="/classify")
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert output.count("request refused: This Space serves no model yet") == 1
+    assert "Traceback" not in output
