@@ -53,6 +53,46 @@ FILLER = ["the", "film", "movie", "was", "plot", "acting", "really", "a", "and",
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+# --- the fake Hub (tests/fake_hub.py) and its users --------------------------------------------------
+
+TOKEN = "hf_fakeTokenForTests0123456789abcdef"  # the user `me`, who may write
+READ_TOKEN = "hf_fakeReadOnlyTokenForTheSpace01"  # also `me`: the read token a user gives a Space
+OTHER_TOKEN = "hf_fakeTokenOfAnotherUser012345678"  # the user `someone`
+HUB_USERS = {TOKEN: "me", READ_TOKEN: "me", OTHER_TOKEN: "someone"}
+
+
+def _serve_fake_hub():
+    from fake_hub import FakeHub
+
+    hub = FakeHub(FAKE_HUB_PORT, tokens=HUB_USERS).start()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_hub():
+    """The fake Hub at HF_ENDPOINT, one per test module: what one test pushes, the next can read."""
+    yield from _serve_fake_hub()
+
+
+@pytest.fixture
+def fresh_fake_hub():
+    """The fake Hub at HF_ENDPOINT, empty for each test (in a module that does not use `fake_hub`)."""
+    yield from _serve_fake_hub()
+
+
+@pytest.fixture
+def token(monkeypatch) -> str:
+    """The user `me` logged in: HF_TOKEN set for this test only."""
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    return TOKEN
+
+
+# --- reviews and a tiny BERT ----------------------------------------------------------------------
+
+
 def make_reviews(n: int, seed: int = 0) -> list[dict]:
     """Short reviews whose label follows from their sentiment words: a tiny model can learn them."""
     rng = random.Random(seed)

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port
-from fake_hub import FakeHub
+from conftest import REPO_ROOT, TOKEN, free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -20,8 +19,6 @@ import app
 from finetune import artifacts, hub, serving
 from finetune.mistakes import most_confident_mistakes
 from finetune.run_views import MISTAKES_SHOWN, ServedModel, load_served_model, metrics_view
-
-TOKEN = "hf_fakeTokenForAppTests0123456789"
 
 
 def _launch(model: "str | ServedModel", **build):
@@ -94,13 +91,11 @@ def local_app(trained_run):
 
 
 @pytest.fixture(scope="module")
-def hub_app(trained_run):
-    fake = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
+def hub_app(fake_hub, trained_run):
     hub.push_folder(trained_run, "me/app-model", TOKEN)
     demo, url = _launch("me/app-model")
     yield Client(url, verbose=False), trained_run
     demo.close()
-    fake.stop()
 
 
 def _confidences(answer) -> dict[str, float]:

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port, tiny_run_args
-from fake_hub import FakeHub
+from conftest import REPO_ROOT, TOKEN, free_port, tiny_run_args
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -22,21 +21,7 @@ from finetune.push import main as push_main
 from finetune.space import main as space_main
 from finetune.train import EXIT_PUSH_FAILED, EXIT_USAGE, main
 
-TOKEN = "hf_fakeTokenForTests0123456789abcdef"
 ACCELERATE = Path(sys.executable).parent / "accelerate"
-
-
-@pytest.fixture(scope="module")
-def fake_hub():
-    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
-    yield hub
-    hub.stop()
-
-
-@pytest.fixture
-def token(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    return TOKEN
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from conftest import FAKE_HUB_PORT, REPO_ROOT, make_reviews, tiny_run_args, write_csv
+from conftest import REPO_ROOT, TOKEN, make_reviews, tiny_run_args, write_csv
 from fake_hub import FakeHub
 
 from finetune import artifacts
@@ -22,23 +22,9 @@ from finetune.hub_checkpoints import download_checkpoint
 from finetune.push import main as push_main
 from finetune.train import EXIT_USAGE, main
 
-TOKEN = "hf_fakeTokenForCheckpointTests0123456"
 CHECKPOINT_STATE = ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json")
 NEVER_PUSHED = ("training_args.bin",)
 STEPS_PER_EPOCH = 6  # 96 training reviews, batches of 16
-
-
-@pytest.fixture(scope="module")
-def fake_hub():
-    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
-    yield hub
-    hub.stop()
-
-
-@pytest.fixture
-def token(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    return TOKEN
 
 
 def _train(tiny_bert, review_files, output_dir, repo_id, *extra):

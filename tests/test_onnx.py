@@ -9,8 +9,7 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from conftest import FAKE_HUB_PORT
-from fake_hub import FakeHub
+from conftest import TOKEN
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -19,15 +18,7 @@ from finetune import artifacts, hub, onnx_export, run_views
 from finetune.inference import ReviewClassifier
 from finetune.model_card import ONNX_HEADING
 
-TOKEN = "hf_fakeTokenForOnnxTests0123456789"
 TEXTS = ["great", "the movie was really quite boring and dull and messy", "awful film", "brilliant cast " * 40]
-
-
-@pytest.fixture(scope="module")
-def fake_hub():
-    server = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
-    yield server
-    server.stop()
 
 
 def _copy(run: Path, tmp_path: Path, with_onnx: bool = True) -> Path:
@@ -135,7 +126,7 @@ def test_demo_serves_a_folder_and_says_which_engine(trained_run, tmp_path, with_
     run = run_views.load_served_model(str(folder))
     demo = app.build_demo(run)
     model_line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-line")
-    assert f"engine: {engine}" in model_line.value
+    assert f"served by {engine}" in model_line.value
     assert f"(served by {engine})" in run_views.card_summary(run)
     scores, _ = app.classify(run, "the film was great and loved it")
     reference = ReviewClassifier(trained_run, engine="pytorch").predict_one("the film was great and loved it")

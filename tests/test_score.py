@@ -9,14 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_HUB_PORT, REPO_ROOT, make_reviews, write_csv
-from fake_hub import FakeHub
+from conftest import REPO_ROOT, TOKEN, make_reviews, write_csv
 from huggingface_hub import ModelCard
 
 from finetune import artifacts, hub
 from finetune.score import EVALUATION_FILE, EXIT_USAGE, main
-
-TOKEN = "hf_fakeTokenForScoreTests012345"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -117,27 +114,22 @@ def test_score_add_to_card_adds_one_entry_per_dataset_and_split(trained_run, tmp
     assert str(tmp_path) not in card.content and "great" not in card.text.split("## Evaluation on")[1][:2000]
 
 
-def test_score_add_to_card_of_a_hub_repo_pushes_the_card_alone(trained_run, tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    fake = FakeHub(FAKE_HUB_PORT, tokens={TOKEN}).start()
-    try:
-        hub.push_folder(trained_run, "me/scored", TOKEN)
-        repo = fake.repo("me/scored")
-        scored_commit = repo.sha
-        data = _renamed_reviews(tmp_path / "critics.csv")
-        code = main(["me/scored", "--test_file", str(data), "--text_column_name", "review", "--label_column_name",
-                     "stars", "--label_map", "good=positive,bad=negative", "--output_dir", str(tmp_path / "out"),
-                     "--add_to_card"])
-        assert code == 0
-        assert len(repo.commits) == 2 and repo.commits[-1]["paths"] == ["README.md"]
-        assert repo.commits[-1]["summary"].startswith("Evaluation on critics.csv, test: accuracy")
-        card = ModelCard(repo.files["README.md"].decode())
-        assert ("critics.csv", "test") in {(r.dataset_name, r.dataset_split) for r in card.data.eval_results}
-        assert fake.yaml_validated  # the Hub's metadata check passed
-        result = artifacts.read_json(tmp_path / "out", EVALUATION_FILE)
-        assert result["model"] == "me/scored" and result["model_revision"] == scored_commit
-    finally:
-        fake.stop()
+def test_score_add_to_card_of_a_hub_repo_pushes_the_card_alone(fake_hub, token, trained_run, tmp_path):
+    hub.push_folder(trained_run, "me/scored", TOKEN)
+    repo = fake_hub.repo("me/scored")
+    scored_commit = repo.sha
+    data = _renamed_reviews(tmp_path / "critics.csv")
+    code = main(["me/scored", "--test_file", str(data), "--text_column_name", "review", "--label_column_name",
+                 "stars", "--label_map", "good=positive,bad=negative", "--output_dir", str(tmp_path / "out"),
+                 "--add_to_card"])
+    assert code == 0
+    assert len(repo.commits) == 2 and repo.commits[-1]["paths"] == ["README.md"]
+    assert repo.commits[-1]["summary"].startswith("Evaluation on critics.csv, test: accuracy")
+    card = ModelCard(repo.files["README.md"].decode())
+    assert ("critics.csv", "test") in {(r.dataset_name, r.dataset_split) for r in card.data.eval_results}
+    assert fake_hub.yaml_validated  # the Hub's metadata check passed
+    result = artifacts.read_json(tmp_path / "out", EVALUATION_FILE)
+    assert result["model"] == "me/scored" and result["model_revision"] == scored_commit
 
 
 def test_score_card_push_without_a_token_fails_before_predicting(tmp_path, capsys):

@@ -13,25 +13,20 @@ from pathlib import Path
 import gradio
 import pytest
 import yaml
-from conftest import FAKE_HUB_PORT, REPO_ROOT, free_port
-from fake_hub import FakeHub
+from conftest import READ_TOKEN, REPO_ROOT, TOKEN, free_port
 from gradio_client import Client
 
 from finetune import hub, space
 from finetune.errors import UsageError
 from finetune.space import main as space_main
 
-TOKEN = "hf_fakeTokenForSpaceTests012345"
-READ_TOKEN = "hf_fakeReadOnlyTokenForTheSpace01"  # the token a user chooses for the Space (--space_token_env)
 FAST = ["--poll_seconds", "0.01"]
 
 
 @pytest.fixture
-def fake_hub(monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", TOKEN)
-    hub = FakeHub(FAKE_HUB_PORT, tokens={TOKEN: "me", READ_TOKEN: "me"}).start()
-    yield hub
-    hub.stop()
+def fake_hub(fresh_fake_hub, token):
+    """An empty fake Hub for each test, `me` logged in."""
+    return fresh_fake_hub
 
 
 def _push(run_folder: Path, repo_id: str, private: bool = False) -> str:
