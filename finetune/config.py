@@ -20,6 +20,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from finetune.errors import UsageError
+from finetune.machine import DEVICE_FLAGS, DeviceDefaults, DeviceFacts, device_defaults, device_facts, has_accelerator
 
 DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 EMPTY_TEXT_POLICIES = ("drop", "error")
@@ -302,10 +303,11 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     # default, every_save, would commit the weights on every save).
     "hub_strategy": "end",
     "seed": 42,
-    # None = auto: bf16 autocast when training on a CPU with native bf16 arithmetic (AVX512-BF16 or AMX).
-    # On this project's 2-core AMD EPYC the 3-epoch recipe ran 1.5x faster (5 min 10 s against 7 min 51 s) with
-    # the same per-epoch validation accuracy as fp32 (README "bf16 on CPU"). Weights stay fp32.
-    "bf16": None,
+    # None = chosen for the device (finetune/machine.py device_defaults), unless given. On a CPU, bf16
+    # autocast or fp32 by a probe of the loaded model (finetune/precision.py): CPUs with the same bf16 flags
+    # differ (1.5x faster on an AMD EPYC, 1.6x slower on an Intel Xeon without AMX; README "bf16 on CPU").
+    # On CUDA: bf16 where the GPU computes it, else fp16; TF32 matmuls; 4 dataloader workers, pinned memory.
+    **dict.fromkeys(DEVICE_FLAGS),
 }
 
 
@@ -315,6 +317,9 @@ class RunConfig:
     data: DataArguments
     training: TrainingArguments
     run: RunArguments
+    # Where training runs and the device defaults chosen for it (for the device summary line).
+    device: DeviceFacts | None = None
+    device_defaults: DeviceDefaults | None = None
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration, as saved next to the model and published with it: no secrets, and
@@ -346,10 +351,15 @@ def looks_like_local_path(value: str) -> bool:
 # TrainingArguments flags whose meaning this project extends or narrows: their --help says how.
 HELP_OVERRIDES = {
     "bf16": (
-        "bf16 mixed precision (fp32 weights, bf16 arithmetic). Default: on when training on a CPU with native bf16 "
-        "(AVX512-BF16 or AMX; 1.5x faster on the default data here, same accuracy), off otherwise. On a GPU pass "
-        "--bf16 true or `accelerate launch --mixed_precision bf16`. --bf16 false turns it off."
+        "bf16 mixed precision (fp32 weights, bf16 arithmetic). Default on a CPU: a probe of the loaded model "
+        "times a training step in fp32 and in bf16 (a few seconds, cached per machine and model shape) and bf16 is "
+        "used only if it is 5%%+ faster; the log gives both timings. On CUDA: on where the GPU supports bf16 (else "
+        "--fp16). --bf16 true|false decides, with no probe."
     ),
+    "fp16": "fp16 mixed precision. Default: on with CUDA when the GPU has no bf16, off otherwise.",
+    "tf32": "TF32 matmuls. Default: on with an Ampere or newer GPU, torch's own setting otherwise.",
+    "dataloader_num_workers": "Processes that collate batches. Default: min(4, cores per process) on a GPU, 0 on a CPU.",
+    "dataloader_pin_memory": "Pinned host memory for batches. Default: on with a GPU, off otherwise.",
     "resume_from_checkpoint": (
         "Resume training: true (the last complete checkpoint-* in --output_dir), the path of a checkpoint "
         "folder, or hub (the last checkpoint pushed to --hub_model_id with --hub_strategy checkpoint, downloaded "
@@ -373,37 +383,11 @@ def build_parser() -> HfArgumentParser:
     parser = _Parser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
     # Without an accelerator, say so: TrainingArguments then sets up CPU processes (gloo) as one
     # distributed job; otherwise two launched processes would each train alone.
-    parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not _has_accelerator())
+    parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not has_accelerator())
     for action in parser._actions:
         if action.dest in HELP_OVERRIDES:
             action.help = HELP_OVERRIDES[action.dest]
     return parser
-
-
-def auto_bf16(values: dict[str, Any], cpuinfo: str | None = None) -> bool:
-    """The --bf16 default: on for CPU training where the CPU computes in bf16 natively; off on GPUs (choose
-    there with --bf16 true or `accelerate launch --mixed_precision bf16`), with --fp16, or when accelerate
-    already set a precision. A CPU without bf16 instructions would emulate it, slower than fp32."""
-    if not values.get("use_cpu") or values.get("fp16") or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":
-        return False
-    return cpu_has_native_bf16(cpuinfo)
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:  # not Linux: no claim
-            return False
-    return re.search(r"\b(avx512_bf16|amx_bf16)\b", cpuinfo) is not None
-
-
-def _has_accelerator() -> bool:
-    import torch
-
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available()) or (
-        torch.backends.mps.is_available()
-    )
 
 
 # Flags of transformers' run_classification.py that this script spells differently or does not take:
@@ -450,8 +434,10 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         parser.set_defaults(**read_recipe(config_path, parser))
     namespace = parser.parse_args(argv)
     values = vars(namespace)
-    if values.get("bf16") is None:
-        values["bf16"] = auto_bf16(values)
+    facts = device_facts(values["use_cpu"])
+    defaults = device_defaults({name: values.get(name) for name in DEVICE_FLAGS}, facts,
+                               os.environ.get("ACCELERATE_MIXED_PRECISION", "no"))
+    values.update(defaults.values)
     if values.get("output_dir") is None:
         values["output_dir"] = default_output_dir(values["model_name_or_path"], values["dataset_name"], values["train_file"])
     try:
@@ -484,7 +470,7 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         training.resume_from_checkpoint = None
     check_hub_flags(training)
     check_training_numbers(training)
-    return RunConfig(model=model, data=data, training=training, run=run)
+    return RunConfig(model=model, data=data, training=training, run=run, device=facts, device_defaults=defaults)
 
 
 def check_hub_flags(training: TrainingArguments) -> None:

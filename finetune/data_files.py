@@ -20,6 +20,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
+from finetune import limits
 from finetune.config import CSV_DELIMITERS, data_file_format
 from finetune.errors import UsageError
 
@@ -128,6 +129,7 @@ def _hex(data: bytes) -> str:
 def _read_csv(
     file: Path, where: str, encoding: str, delimiter: str | None, required_columns: tuple[str, ...]
 ) -> Dataset:
+    limits.allow_long_csv_fields()  # a review of any length is read (and truncated by the tokenizer)
     if delimiter is not None:
         how = "--csv_delimiter"
     elif file.suffix.lower() == ".tsv":
@@ -297,9 +299,11 @@ def _first_char(file: Path, encoding: str) -> str:
 def _json_list(file: Path, where: str, encoding: str) -> Dataset:
     text = file.read_text(encoding=encoding)
     try:
-        records = json.loads(text)
+        records = limits.json_loads(text)
     except json.JSONDecodeError:
         raise UsageError(f"{where}: {json_problem(text)}. Fix the file: a list of objects, one per review.") from None
+    except limits.JSONTooDeep as err:
+        raise UsageError(f"{where}: the JSON is {err}. Fix the file: a list of objects, one per review.") from None
     if not isinstance(records, list) or not all(isinstance(record, dict) for record in records):
         raise UsageError(f"{where}: expected a list of objects (one per review). Fix the file.")
     if not records:
@@ -310,18 +314,22 @@ def _json_list(file: Path, where: str, encoding: str) -> Dataset:
 def json_problem(text: str) -> str | None:
     """Where and why `text` is not JSON Lines nor one JSON document, or None when it is either."""
     try:
-        json.loads(text)
+        limits.json_loads(text)
         return None
     except json.JSONDecodeError as err:
         whole = f"not valid JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+    except limits.JSONTooDeep as err:
+        whole = f"the JSON is {err}"
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     for number, line in lines:
         try:
-            json.loads(line)
+            limits.json_loads(line)
         except json.JSONDecodeError as err:
             if number == lines[0][0]:  # not JSON Lines at all: one document (a list, a pretty-printed object)
                 return whole
             return f"line {number} is not valid JSON: {err.msg} (column {err.colno}) in {_clip(line)!r}"
+        except limits.JSONTooDeep as err:
+            return f"line {number}: the JSON is {err}"
     return None
 
 

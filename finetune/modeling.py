@@ -62,8 +62,7 @@ def load_tokenizer(args: ModelArguments):
 
 def load_classifier(args: ModelArguments, label_names: list[str]):
     config = load_pretrained_config(args, label_names)
-    return AutoModelForSequenceClassification.from_pretrained(
-        resolve_model_path(args),
+    settings = dict(
         config=config,
         revision=args.model_revision,
         cache_dir=args.cache_dir,
@@ -73,6 +72,16 @@ def load_classifier(args: ModelArguments, label_names: list[str]):
         # is the Trainer's job, and training fp16 weights directly would lose updates.
         dtype=torch.float32,
     )
+    try:
+        # PyTorch's fused attention (flash / memory-efficient kernels on a GPU; on a CPU too when attention
+        # dropout is 0). Asked for by name, so that the device summary line can say it is in use.
+        return AutoModelForSequenceClassification.from_pretrained(
+            resolve_model_path(args), attn_implementation="sdpa", **settings)
+    except ValueError as err:
+        if "attn_implementation" not in str(err) and "sdpa" not in str(err).lower():
+            raise
+        logger.info("%s models have no SDPA attention: using their own", config.model_type)
+        return AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
 
 
 def max_sequence_length(requested: int | None, tokenizer) -> int:

@@ -26,9 +26,9 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import EarlyStoppingCallback, Trainer, set_seed
+from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub, hub_checkpoints, memory, search
+from finetune import artifacts, hub, hub_checkpoints, memory, precision, search
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         push_target = plan_push(config)
         resume = fetch_hub_checkpoint(config, resume, push_target)
         run = prepare(config)
+        log_device_summary(config, run)
     except UsageError as err:
         if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
             print(f"error: {err}", file=sys.stderr)
@@ -224,6 +225,7 @@ class Prepared:
     model: object
     unlabelled: DatasetDict  # tokenized splits whose labels are hidden: predicted, not scored; sorted too
     orders: dict[str, np.ndarray]  # split -> sort_by_length's order, to put per-review results back
+    precision_note: str = ""  # how the mixed precision was chosen, for the device summary line
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -245,7 +247,25 @@ def prepare(config: RunConfig) -> Prepared:
     check_metric_name(config.training.metric_for_best_model, data.label_names)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders)
+    note = choose_precision(config, model, tokenized["train"], tokenizer)
+    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note)
+
+
+def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
+    """On a CPU with --bf16 not given: bf16 or fp32 by a probe of this model (finetune/precision.py), set on
+    config.training before the Trainer reads it. The main process measures (or finds its cached probe) and
+    tells the others, so that every process trains in the same precision. Returns the log's words."""
+    args, defaults = config.training, config.device_defaults
+    if defaults is None or not defaults.probe_precision:
+        return defaults.reasons.get("precision", "") if defaults else ""
+    shared: list = [None]
+    if args.process_index == 0:
+        shared[0] = precision.decide(model, train, DataCollatorWithPadding(tokenizer), args.per_device_train_batch_size,
+                                     config.run.max_train_batch_tokens or None, torch.get_num_threads())
+    if args.world_size > 1:
+        torch.distributed.broadcast_object_list(shared, src=0)
+    precision.apply(args, shared[0].bf16)
+    return shared[0].describe()
 
 
 def build_trainer(config: RunConfig, run: Prepared, **overrides) -> Trainer:
@@ -403,15 +423,40 @@ def _probabilities(logits, order: np.ndarray) -> list[list[float]]:
     return torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
 
 
-def set_cpu_threads(config: RunConfig) -> None:
+def set_cpu_threads(config: RunConfig) -> int | None:
+    """Threads per training process on a CPU: the cores this process may use, shared among this machine's
+    processes (launchers would pin 1 each), or --cpu_threads."""
     if config.training.device.type != "cpu":
-        return
+        return None
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
     threads = config.run.cpu_threads or max(1, len(os.sched_getaffinity(0)) // local_processes)
     torch.set_num_threads(threads)
-    logger.info("CPU training: %d thread(s) per process, %d process(es) on this machine, mixed precision: %s%s",
-                threads, local_processes, config.training.mixed_precision,
-                " (--bf16 default: this CPU computes bf16 natively)" if config.training.bf16 else "")
+    return threads
+
+
+def log_device_summary(config: RunConfig, run: Prepared) -> None:
+    """One line: the device and every setting chosen for it (precision, TF32, optimizer, loaders, attention)."""
+    logger.info("%s", device_summary(config, getattr(run.model.config, "_attn_implementation", None),
+                                     run.precision_note))
+
+
+def device_summary(config: RunConfig, attention: str | None, precision_note: str) -> str:
+    args, facts = config.training, config.device
+    reasons = config.device_defaults.reasons if config.device_defaults else {}
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if args.device.type == "cpu":
+        where = f"CPU {facts.name if facts else ''}: {torch.get_num_threads()} thread(s) per process"
+    else:
+        where = f"{args.device.type.upper()} {facts.name if facts else args.device}"
+    tf32 = {True: "on", False: "off", None: "torch default"}[args.tf32]
+    return "; ".join([
+        f"Device: {where}, {processes} process(es) on this machine",
+        f"mixed precision {args.mixed_precision} ({precision_note or reasons.get('precision', 'given')})",
+        f"TF32 matmuls {tf32}" + (f" ({reasons['tf32']})" if "tf32" in reasons else ""),
+        f"optimizer {getattr(args.optim, 'value', args.optim)}",
+        f"dataloader {args.dataloader_num_workers} worker(s), pinned memory {'on' if args.dataloader_pin_memory else 'off'}",
+        f"attention {attention or 'model default'}",
+    ])
 
 
 def setup_logging(config: RunConfig) -> None:

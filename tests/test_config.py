@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune import artifacts
-from finetune.config import PROJECT_DEFAULTS, cpu_has_native_bf16, default_output_dir, parse_config
+from finetune import artifacts, precision
+from finetune.config import PROJECT_DEFAULTS, default_output_dir, parse_config
 from finetune.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +116,10 @@ def test_mixed_precision_from_accelerate_launch_reaches_the_card(monkeypatch):
     assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
     assert hyperparameters(parse_config(["--bf16", "false"]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
-    # Unset: bf16 where the CPU has it (tests/test_bf16.py), and the card says which.
-    expected = "bf16" if cpu_has_native_bf16() else "no"
-    assert hyperparameters(parse_config([]), max_seq_length=128, world_size=1)["mixed_precision"] == expected
+    # Unset on a CPU: the probe in train.py's prepare() decides (tests/test_bf16.py), and the card says which.
+    config = parse_config([])
+    precision.apply(config.training, True)
+    assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
 
 
 @pytest.mark.parametrize("name", ["single_gpu.yaml", "multi_gpu.yaml", "multi_node.yaml", "cpu_2_processes.yaml"])

@@ -385,3 +385,51 @@ def test_main_bad_data_file_prints_one_error_line_and_never_trains(case, message
     assert f"--train_file {tmp_path}" in errors[0]
     assert "DatasetGenerationError" not in err and "Traceback" not in err
     assert not output_dir.exists()
+
+
+# --- Python's own limits (finetune/limits.py) ---------------------------------------------------------
+
+LONG_REVIEW_CHARS = 1_500_000  # past csv's default field limit of 131,072 characters
+
+
+def test_a_csv_with_a_review_of_one_and_a_half_megabytes_trains(tiny_bert, review_files, tmp_path):
+    from conftest import tiny_run_args
+    from transformers import AutoTokenizer
+
+    from finetune import artifacts
+    from finetune.data_files import read_data_file
+
+    long_review = ("the film was great and the cast was superb " * 40_000)[:LONG_REVIEW_CHARS]
+    rows = make_reviews(96, seed=1)
+    rows[0] = {"text": long_review, "label": "positive"}
+    path = write_csv(tmp_path / "long.csv", rows)
+
+    read = read_data_file(str(path), "train_file")
+    assert read.num_rows == 96 and read[0]["text"] == long_review
+    ids = AutoTokenizer.from_pretrained(tiny_bert)(read[0]["text"], truncation=True, max_length=64)["input_ids"]
+    assert len(ids) == 64  # truncated as usual
+
+    files = {**review_files, "train": path}
+    out = tmp_path / "run"
+    assert main(tiny_run_args(tiny_bert, files, out, "--num_train_epochs", "1")) == 0
+    assert artifacts.read_json(out, artifacts.RESULTS_FILE)["split_sizes"]["train"] == 96
+
+
+def test_a_json_lines_number_past_pythons_digit_limit_is_a_usage_error_not_a_crash(tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    path.write_text('{"text": "fine film", "label": "pos"}\n{"text": ' + "9" * 5000 + ', "label": "neg"}\n')
+    assert "could not read it as JSON" in _refusal(path)
+
+
+def test_json_nested_past_the_recursion_limit_is_a_usage_error_not_a_crash(tmp_path):
+    path = tmp_path / "reviews.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert "nested more than about" in _refusal(path)
+
+
+def test_limits_json_loads_keeps_huge_integers_as_their_digits():
+    from finetune import limits
+
+    assert limits.json_loads('{"n": 12, "big": ' + "7" * 5000 + "}") == {"n": 12, "big": "7" * 5000}
+    limits.allow_long_csv_fields()
+    assert csv.field_size_limit() >= LONG_REVIEW_CHARS
