@@ -6,7 +6,6 @@ fake Hub with HF_ENDPOINT.
 
 import logging
 import os
-import re
 import shlex
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from finetune import artifacts
 from finetune.artifacts import CARD_FILE
 from finetune.errors import UsageError
+from finetune.model_card import with_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -123,16 +123,13 @@ def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = N
 
 
 def point_card_at(folder: Path, repo_id: str) -> None:
-    """Make the card's usage snippets name the repo the folder is pushed to."""
+    """Make the card's usage snippets name the repo the folder is pushed to (model_card.with_repo_id)."""
     card = Path(folder) / CARD_FILE
     if card.exists():
-        text = card.read_text()
-        text = re.sub(r'model="[^"]*"', f'model="{repo_id}"', text)
-        text = re.sub(r"`MODEL_ID=\S+ python app.py`", f"`MODEL_ID={repo_id} python app.py`", text)
-        # the ONNX section's snippets (model_card.with_onnx_section)
-        text = re.sub(r'^REPO = "[^"]*"$', f'REPO = "{repo_id}"', text, flags=re.M)
-        text = re.sub(r"pipeline\('text-classification', '[^']*'", f"pipeline('text-classification', '{repo_id}'", text)
-        artifacts.write_text(card, text)
+        text = card.read_text(encoding="utf-8")
+        updated = with_repo_id(text, repo_id)
+        if updated != text:
+            artifacts.write_text(card, updated)
 
 
 def retry_command(folder: Path, repo_id: str, private: bool | None = None) -> str:

@@ -38,6 +38,7 @@ class CardFacts:
     unlabelled_splits: dict[str, int] = field(default_factory=dict)  # split -> reviews, labels hidden
     hidden_label_rows: dict[str, int] = field(default_factory=dict)  # split -> rows dropped, label hidden
     search: dict[str, Any] | None = None  # hp_search.json, when the run searched its hyperparameters
+    onnx_copy: Any | None = None  # the checked ONNX copy (onnx_export.OnnxCopy), when the run wrote one
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -49,7 +50,8 @@ def build_card(facts: CardFacts) -> ModelCard:
         language=["en"],
         library_name="transformers",
         pipeline_tag=TASK,
-        tags=["text-classification", "reviews", "generated_from_trainer"],
+        tags=["text-classification", "reviews", "generated_from_trainer",
+              *(ONNX_TAGS if facts.onnx_copy is not None else ())],
         metrics=list(CARD_METRICS),
         eval_results=_eval_results(facts) or None,
     )
@@ -97,6 +99,7 @@ def _body(facts: CardFacts) -> str:
         'print(classifier("The food was great and the staff were lovely."))\n```\n\n'
         "Or serve it with this project's demo: "
         f"`MODEL_ID={repo} python app.py`.",
+        _onnx_section(repo, facts.onnx_copy) if facts.onnx_copy is not None else "",
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history),
         "## Final results\n\n"
         f"Scores of the restored best checkpoint (selected on validation `{facts.best_metric}`). "
@@ -317,8 +320,8 @@ def evaluation_section(evaluation: Evaluation) -> str:
 
 
 # --- the ONNX copy (finetune/onnx_export.py) ------------------------------------------------------
-# Added to a written card once the copy is checked, and removed with it; hub.point_card_at points its
-# snippets (REPO = "...", pipeline('text-classification', '...')) at the repo pushed to.
+# A training run renders it with the rest of the card (CardFacts.onnx_copy). `python -m finetune.onnx_export`
+# adds it to the card of an older folder, and removing a copy removes its section: with_onnx_section.
 
 ONNX_HEADING = "## ONNX (ONNX Runtime, transformers.js)"
 ONNX_TAGS = ("onnx", "transformers.js")
@@ -383,6 +386,19 @@ def _card_repo(body: str) -> str:
     """The model the card's usage snippets name (a repo id, or the local folder before a push)."""
     match = re.search(r'model="([^"]*)"', body)
     return match.group(1) if match else "path/to/this/folder"
+
+
+def with_repo_id(card_text: str, repo_id: str) -> str:
+    """The card with every usage snippet naming `repo_id`: for a folder pushed to a repo that was not known when
+    its card was written (an offline start, `python -m finetune.push`).
+
+    Every snippet of this module names the model as `_body`'s pipeline snippet does, right after a quote or an
+    `=` (model="...", REPO = "...", pipeline('...', '...'), MODEL_ID=...): each such occurrence of the name the
+    card has now is replaced, and nothing else of the text (a folder name may also be a word of the card)."""
+    old = _card_repo(card_text)
+    if old == repo_id:
+        return card_text
+    return re.sub(r"""(?<=["'=])""" + re.escape(old) + r"""(?=["'\s`])""", repo_id, card_text)
 
 
 def _without_section(body: str, heading: str) -> str:

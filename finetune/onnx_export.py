@@ -60,8 +60,9 @@ class OnnxCopy:
     seconds: float
 
 
-def export_onnx(folder: Path, texts: list[str]) -> OnnxCopy | None:
-    """Write and check the ONNX copy of the model saved in `folder`, then name it in the card.
+def export_onnx(folder: Path, texts: list[str], update_card: bool = True) -> OnnxCopy | None:
+    """Write and check the ONNX copy of the model saved in `folder`, then name it in the folder's card (unless
+    `update_card` is False: a training run renders its card afterwards, the copy included).
 
     Never raises: a failure logs a warning, leaves no onnx/ folder and returns None (the PyTorch
     weights are untouched, and serving falls back to them)."""
@@ -71,16 +72,17 @@ def export_onnx(folder: Path, texts: list[str]) -> OnnxCopy | None:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         check = write_onnx_files(folder, staging, texts)
-        remove_onnx_copy(folder)
+        remove_onnx_copy(folder, update_card)
         staging.replace(folder / artifacts.ONNX_DIR)
     except Exception as err:  # the export touches torch.export, onnxscript and onnxruntime: any of them may refuse
         shutil.rmtree(staging, ignore_errors=True)
-        remove_onnx_copy(folder)
+        remove_onnx_copy(folder, update_card)
         logger.warning("no ONNX copy: %s: %s. The model folder keeps its PyTorch weights only (the demo serves them "
                        "with PyTorch); --export_onnx false skips the export.", type(err).__name__, _reason(err))
         return None
     copy = OnnxCopy(files=list(artifacts.ONNX_FILES), seconds=round(time.perf_counter() - start, 2), **check)
-    _update_card(folder, copy)
+    if update_card:
+        _update_card(folder, copy)
     logger.info("ONNX copy written in %.0f s: %s; fp32 logits within %.1e of PyTorch on %d reviews, int8 gives the "
                 "same label on %d of them", copy.seconds, ", ".join(copy.files), copy.max_logit_difference,
                 copy.reviews_checked, copy.int8_same_label)
@@ -96,11 +98,13 @@ def _reason(err: Exception) -> str:
     return lines[0][:500] if lines else ""
 
 
-def remove_onnx_copy(folder: Path) -> None:
-    """Remove the folder's ONNX copy and its card section: a copy that no longer matches the weights must not be served."""
+def remove_onnx_copy(folder: Path, update_card: bool = True) -> None:
+    """Remove the folder's ONNX copy (and its card section, if `update_card`): a copy that no longer matches the
+    weights must not be served."""
     folder = Path(folder)
     shutil.rmtree(folder / artifacts.ONNX_DIR, ignore_errors=True)
-    _update_card(folder, None)
+    if update_card:
+        _update_card(folder, None)
 
 
 def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:

@@ -1,8 +1,10 @@
 """Writing a finished run's files next to its model: history, results, config, card."""
 
 import csv
+import dataclasses
 import importlib.metadata
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from finetune.config import RunConfig, public_value
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
 from finetune.modeling import base_model_hub_id
+from finetune.onnx_export import OnnxCopy
 
 FRAMEWORKS = ("transformers", "torch", "datasets", "evaluate", "accelerate", "huggingface-hub", "tokenizers")
 
@@ -52,20 +55,27 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> 
     }
 
 
-def write_run_files(
-    output_dir: Path,
-    config: RunConfig,
-    data,
-    log_history: list[dict[str, Any]],
-    scores: dict[str, dict[str, float]],
-    confusion_matrices: dict[str, list[list[int]]],
-    max_seq_length: int,
-    world_size: int,
-    repo_id: str | None = None,
-    seconds: dict[str, float] | None = None,
-    peak_memory_gb: dict[str, float] | None = None,
-    batches_in_pieces: int = 0,
-) -> CardFacts:
+@dataclass
+class RunOutcome:
+    """What a finished run produced beyond its weights, for its files: one object, written once."""
+
+    scores: dict[str, dict[str, float]]  # split -> metric -> value, the restored best model's
+    confusion_matrices: dict[str, list[list[int]]]
+    probabilities: dict[str, list[list[float]]]  # scored split -> per-review class probabilities, in data order
+    unlabelled_probabilities: dict[str, list[list[float]]]  # the same for splits whose labels are hidden
+    max_seq_length: int
+    world_size: int
+    repo_id: str | None = None  # the Hub repo the run pushes to, when known
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
+    peak_memory_gb: dict[str, float] = field(default_factory=dict)  # main process's peak after each phase
+    batches_in_pieces: int = 0  # training batches over --max_train_batch_tokens, run in pieces (main process)
+    onnx_copy: OnnxCopy | None = None  # the checked ONNX copy, if the run wrote one
+
+
+def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
+                    outcome: RunOutcome) -> CardFacts:
+    """History, results, configuration, every split's per-review predictions, and the card: each written once."""
+    scores, confusion_matrices = outcome.scores, outcome.confusion_matrices
     output_dir = Path(output_dir)
     history = epoch_history(log_history)
     split_sizes = {name: len(split) for name, split in data.splits.items()}
@@ -87,13 +97,21 @@ def write_run_files(
                                   for name, n in unlabelled.items()},
             # per-review results of the scored splits: text, label, predicted label, probabilities
             "predictions": {name: artifacts.predictions_file(name) for name in scores},
-            "seconds": seconds or {},  # wall time per phase of the run
-            "peak_memory_gb": peak_memory_gb or {},  # the main process's peak resident memory after each phase
+            "seconds": outcome.seconds,  # wall time per phase of the run
+            "peak_memory_gb": outcome.peak_memory_gb,  # the main process's peak resident memory after each phase
             # training batches over --max_train_batch_tokens, run in pieces (main process)
-            "batches_in_pieces": batches_in_pieces,
+            "batches_in_pieces": outcome.batches_in_pieces,
+            "onnx": dataclasses.asdict(outcome.onnx_copy) if outcome.onnx_copy else None,
         },
     )
     artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
+    for split, rows in outcome.unlabelled_probabilities.items():
+        # [:] reads a column at once; iterating a datasets 5 Column reads row by row (seconds per 10,000 rows)
+        write_predictions(output_dir, split, data.unlabelled[split]["text"][:], rows, data.label_names)
+    for split, rows in outcome.probabilities.items():  # per-review results of the scored splits: where the model errs
+        labels = [data.label_names[i] for i in data.splits[split]["label"][:]]
+        write_predictions(output_dir, split, data.splits[split]["text"][:], rows, data.label_names, labels)
+    repo_id = outcome.repo_id
     facts = CardFacts(
         model_name=Path(output_dir).name if repo_id is None else repo_id.split("/")[-1],
         base_model=public_value(config.model.model_name_or_path) or embedded.MODEL_HUB_ID,
@@ -105,7 +123,7 @@ def write_run_files(
         history=history,
         scores=scores,
         confusion_matrices=confusion_matrices,
-        hyperparameters=hyperparameters(config, max_seq_length, world_size),
+        hyperparameters=hyperparameters(config, outcome.max_seq_length, outcome.world_size),
         framework_versions=framework_versions(),
         best_metric=config.training.metric_for_best_model or "loss",
         dropped_rows=data.dropped,
@@ -116,6 +134,7 @@ def write_run_files(
         hidden_label_rows=data.hidden_labels,
         search=artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
         if (output_dir / artifacts.SEARCH_FILE).is_file() else None,
+        onnx_copy=outcome.onnx_copy,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts

@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from finetune import artifacts
+from finetune.limits import allow_long_csv_fields
 from finetune.mistakes import most_confident_mistakes
 
 TRAIN_COMMAND = "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
@@ -65,6 +66,7 @@ def split_card(text: str) -> tuple[dict, str]:
 
 
 def csv_records(text: str) -> list[dict]:
+    allow_long_csv_fields()  # a predictions file holds whole reviews, of any length
     try:
         return list(csv.DictReader(io.StringIO(text)))
     except csv.Error as err:

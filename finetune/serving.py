@@ -10,10 +10,11 @@ import contextlib
 import csv
 import io
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from finetune.limits import allow_long_csv_fields
 
 # What one request may send. The upload limit is enforced by the server while the file streams in
 # (launch_settings): a larger upload is cut off at 2 MB and refused with HTTP 413, never stored whole.
@@ -46,9 +47,6 @@ CACHE_CLEANING = (600, 3600)
 TEXT_COLUMN_NAMES = ("text", "review", "content")
 TEXT_FILE_COLUMN = "(one review per line)"
 
-# A CSV field is as long as a review may be: past the csv module's default of 131,072 characters a long
-# review would raise instead of being read (and cut to MAX_REVIEW_CHARS).
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 class InputProblem(ValueError):
@@ -99,6 +97,7 @@ def read_batch_file(file_path: str | None, column: str | None) -> BatchFile:
 
 
 def _csv_batch(text: str, column: str | None) -> BatchFile:
+    allow_long_csv_fields()  # a review past the csv module's 131,072 characters is read, then cut to MAX_REVIEW_CHARS
     reader = csv.DictReader(io.StringIO(text))
     try:
         rows = list(reader)
@@ -186,6 +185,7 @@ def csv_head(head: bytes, whole: bool) -> tuple[list[str], list[dict]]:
         if last < 0:
             return [], []
         text = text[:last + 1]  # complete lines only: a row cut by the byte limit would mislead the guess
+    allow_long_csv_fields()
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader, [])

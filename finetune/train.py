@@ -44,7 +44,7 @@ from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import HEADLINE_METRICS, confusion_matrix, make_compute_metrics
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
-from finetune.report import write_predictions, write_run_files
+from finetune.report import RunOutcome, write_run_files
 
 logger = logging.getLogger("finetune")
 
@@ -105,23 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         clock.lap("final_evaluation")
         if not trainer.is_world_process_zero():
             return 0
-        write_run_files(
-            output_dir, config, data, trainer.state.log_history, scores, matrices,
-            run.max_length, config.training.world_size, repo_id=push_target.repo_id if push_target else None,
-            seconds=clock.seconds, peak_memory_gb=clock.peak_memory_gb, batches_in_pieces=trainer.batches_in_pieces,
-        )
-        for split, rows in probabilities.items():
-            write_predictions(output_dir, split, data.unlabelled[split]["text"], rows, data.label_names)
-        for split, rows in scored.items():  # per-review results of the scored splits: where the model errs
-            labels = [data.label_names[i] for i in data.splits[split]["label"]]
-            write_predictions(output_dir, split, data.splits[split]["text"], rows, data.label_names, labels)
+        outcome = RunOutcome(scores, matrices, scored, probabilities, run.max_length, config.training.world_size,
+                             repo_id=push_target.repo_id if push_target else None,
+                             batches_in_pieces=trainer.batches_in_pieces)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
-            export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS])
+            outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
+                                            update_card=False)
             clock.lap("onnx_export")
-            artifacts.update_json(output_dir, artifacts.RESULTS_FILE,
-                                  seconds=clock.seconds, peak_memory_gb=clock.peak_memory_gb)
         else:
-            remove_onnx_copy(output_dir)  # an earlier copy in this folder would no longer match the weights
+            remove_onnx_copy(output_dir, update_card=False)  # an earlier copy would no longer match the weights
+        outcome.seconds, outcome.peak_memory_gb = clock.seconds, clock.peak_memory_gb
+        write_run_files(output_dir, config, data, trainer.state.log_history, outcome)  # the card, once
     except Exception as err:
         if not trainer.is_world_process_zero():
             raise

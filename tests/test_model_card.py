@@ -57,3 +57,34 @@ def test_model_card_of_local_data_has_no_dataset_link(tmp_path):
     card = build_card(_facts(dataset_id=None, dataset_name="reviews.csv", base_model_hub_id=None))
     assert card.data.datasets is None and card.data.base_model is None
     assert card.data.eval_results[0].dataset_type == "reviews.csv"
+
+
+def test_model_card_renders_the_onnx_copy_from_its_facts():
+    from finetune.model_card import ONNX_HEADING, with_onnx_section
+    from finetune.onnx_export import OnnxCopy
+
+    copy = OnnxCopy(files=["onnx/model.onnx", "onnx/model_quantized.onnx"], reviews_checked=32,
+                    max_logit_difference=2e-6, int8_same_label=31, seconds=4.0)
+    card = build_card(_facts(repo_id="me/minilm-reviews", onnx_copy=copy))
+    assert {"onnx", "transformers.js"} <= set(card.data.tags)
+    assert card.text.count(ONNX_HEADING) == 1 and 'REPO = "me/minilm-reviews"' in card.text
+    assert "same label as PyTorch on 31 of 32" in card.text
+    # The section added to a card written without it (python -m finetune.onnx_export on an older folder) is the same.
+    plain = build_card(_facts(repo_id="me/minilm-reviews")).content
+    assert ModelCard(with_onnx_section(plain, copy)).text == card.text
+    assert ModelCard(with_onnx_section(card.content, None)).text == ModelCard(plain).text
+
+
+def test_model_card_with_repo_id_renames_every_snippet_and_nothing_else():
+    from finetune.model_card import with_repo_id
+    from finetune.onnx_export import OnnxCopy
+
+    copy = OnnxCopy(files=["onnx/model.onnx", "onnx/model_quantized.onnx"], reviews_checked=4,
+                    max_logit_difference=1e-6, int8_same_label=4, seconds=1.0)
+    # a folder name that is also a word of the card (the model's name, the heading)
+    text = build_card(_facts(model_name="reviews", repo_id="reviews", onnx_copy=copy)).content
+    renamed = with_repo_id(text, "me/reviews")
+    assert renamed == build_card(_facts(model_name="reviews", repo_id="me/reviews", onnx_copy=copy)).content
+    assert "# reviews\n" in renamed and "`MODEL_ID=me/reviews python app.py`" in renamed
+    assert "pipeline('text-classification', 'me/reviews'" in renamed and 'REPO = "me/reviews"' in renamed
+    assert with_repo_id(renamed, "me/reviews") == renamed
