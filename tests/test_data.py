@@ -1,13 +1,16 @@
+import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from finetune import embedded
+from finetune import artifacts, embedded
 from finetune.config import DataArguments
 from finetune.data import (
     assign_groups,
     carve_validation,
     load_embedded_reviews,
     prepare_splits,
+    restore_order,
+    sort_by_length,
     take_subset,
     tokenize_splits,
 )
@@ -227,3 +230,45 @@ def test_prepare_splits_refuses_partly_hidden_labels_when_told_to():
     test = _split(["x", "y", "z"], [0, -1, 1], **features)
     with pytest.raises(UsageError, match="1 of 3 rows with a hidden label"):
         _prepare({"train": train, "validation": train, "test": test}, empty_text="error")
+
+
+# --- evaluation in length-sorted batches --------------------------------------------------------
+
+
+def test_sort_by_length_puts_longest_first_and_restore_order_undoes_it():
+    split = Dataset.from_dict({"input_ids": [[1] * n for n in (3, 9, 1, 9, 5)], "label": [0, 1, 2, 3, 4]})
+    ordered, order = sort_by_length(split)
+    assert [len(ids) for ids in ordered["input_ids"]] == [9, 9, 5, 3, 1]
+    assert list(ordered["label"]) == [1, 3, 4, 0, 2]  # ties keep their order
+    rows = np.array(ordered["label"])[:, None] * np.ones((1, 2))
+    assert restore_order(rows, order)[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_sorted_evaluation_gives_the_same_metrics_and_predictions_as_unsorted(trained_run, review_files, tmp_path):
+    """The restored model, scored on test in file order and in length order: the same numbers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+    from finetune.metrics import make_compute_metrics
+
+    tokenizer = AutoTokenizer.from_pretrained(trained_run)
+    model = AutoModelForSequenceClassification.from_pretrained(trained_run)
+    rows = Dataset.from_csv(str(review_files["test"]))
+    labels = ["negative", "positive"]
+    encoded = Dataset.from_dict({**tokenizer(list(rows["text"])), "labels": [labels.index(x) for x in rows["label"]]})
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, use_cpu=True,
+                             report_to=[], disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, processing_class=tokenizer, compute_metrics=make_compute_metrics(labels))
+    plain = trainer.predict(encoded)
+    ordered, order = sort_by_length(encoded)
+    assert order.tolist() != list(range(len(order)))  # the test really reorders
+    sorted_run = trainer.predict(ordered)
+    for key in ("test_accuracy", "test_f1", "test_precision", "test_recall"):
+        assert sorted_run.metrics[key] == pytest.approx(plain.metrics[key], abs=1e-9)
+    assert sorted_run.metrics["test_loss"] == pytest.approx(plain.metrics["test_loss"], rel=1e-5)
+    assert torch.allclose(torch.from_numpy(restore_order(sorted_run.predictions, order)),
+                          torch.from_numpy(plain.predictions), atol=1e-5)
+    # The training run scored test this way: its confusion matrix adds up to the same predictions.
+    predicted, truth = plain.predictions.argmax(-1), np.array(encoded["labels"])
+    expected = [[int(((truth == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)]
+    assert artifacts.read_json(trained_run, artifacts.RESULTS_FILE)["confusion_matrices"]["test"] == expected

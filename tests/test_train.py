@@ -1,5 +1,6 @@
 """The real training entry point, end to end, on a tiny BERT and small review files."""
 
+import csv
 import json
 import os
 import subprocess
@@ -82,6 +83,33 @@ def test_main_overwrites_when_told(tiny_bert, review_files, tmp_path, capsys):
     assert len(artifacts.read_json(output_dir, artifacts.HISTORY_FILE)) == 1
 
 
+# --- early stopping -------------------------------------------------------------------------------
+
+
+def test_early_stopping_stops_when_the_metric_stops_improving(tiny_bert, review_files, tmp_path):
+    # A learning rate of 0 never improves anything: patience 1 stops after the second evaluation.
+    output_dir = tmp_path / "stopped"
+    assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "5",
+                              "--learning_rate", "0", "--early_stopping_patience", "1")) == 0
+    history = artifacts.read_json(output_dir, artifacts.HISTORY_FILE)
+    assert [row["epoch"] for row in history] == [1.0, 2.0]
+    assert "patience 1" in (output_dir / "README.md").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--early_stopping_patience", "0"], "--early_stopping_patience 0: must be at least 1"),
+    (["--early_stopping_threshold", "0.01"], "--early_stopping_threshold needs --early_stopping_patience"),
+    (["--early_stopping_patience", "2", "--eval_strategy", "no", "--save_strategy", "no",
+      "--load_best_model_at_end", "false"], "--early_stopping_patience needs evaluations"),
+])
+def test_early_stopping_flags_that_cannot_work_are_refused(tiny_bert, review_files, tmp_path, capsys, flags, message):
+    assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
+    assert message in capsys.readouterr().err
+
+
+# --- input that cannot work --------------------------------------------------------------------------
+
+
 def _bad_files(tmp_path):
     good = write_csv(tmp_path / "good.csv", make_reviews(20))
     return {
@@ -121,6 +149,34 @@ def test_main_bad_input_fails_before_training_with_a_clear_message(case, message
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("error: ") and message in err
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_main_refuses_a_token_on_the_command_line_without_echoing_it(tiny_bert, review_files, tmp_path, capsys):
+    secret = "hf_doNotPrintMe0123456789"
+    code = main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", "--push_to_hub", "--hub_token", secret))
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert "--hub_token" in captured.err and "HF_TOKEN" in captured.err and "hf auth login" in captured.err
+    assert secret not in captured.err + captured.out
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
+    (["--learning_rate=-1e-5"], "--learning_rate -1e-05: must not be negative"),
+    (["--max_predict_samples", "10"], "--max_predict_samples: use --max_test_samples"),
+    (["--do_regression"], "regression is not supported"),
+    (["--token", "hf_doNotPrintMe0123"], "--token: pass no token on the command line"),
+    (["--hub_tokn", "hf_doNotPrintMe0123"], "unrecognized arguments: --hub_tokn hf_***"),
+    (["--enable_jit_checkpoint", "true"], "--enable_jit_checkpoint: not supported"),
+])
+def test_main_answers_flags_that_would_fail_late_or_that_other_tools_taught(tiny_bert, review_files, tmp_path,
+                                                                           capsys, flags, message):
+    assert main(tiny_run_args(tiny_bert, review_files, tmp_path / "out", *flags)) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err and "hf_doNotPrintMe0123" not in err
+    assert err.strip().splitlines()[-1].startswith("error: ") and len(err.strip().splitlines()) <= 2
+    assert not (tmp_path / "out").exists()
 
 
 def _train_command(tiny_bert, review_files, output_dir, *extra):
@@ -176,6 +232,56 @@ def test_embedded_minilm_smoke_run(tmp_path):
     assert "split 80/10/10 by movie" in card.text
     results = artifacts.read_json(output_dir, artifacts.RESULTS_FILE)
     assert results["split_sizes"] == {"train": 48, "validation": 24, "test": 24}
+
+
+# --- hidden test labels --------------------------------------------------------------------------
+
+
+def _hub_style_dataset(folder, test_labels):
+    """A dataset folder as Hub datasets publish them: parquet splits, label a ClassLabel, test labels hidden."""
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    folder.mkdir()
+    train_rows = make_reviews(96, seed=1)
+    Dataset.from_dict({"text": [r["text"] for r in train_rows],
+                       "label": [1 if r["label"] == "positive" else 0 for r in train_rows]},
+                      features=features).to_parquet(str(folder / "train.parquet"))
+    test_rows = make_reviews(len(test_labels), seed=3)
+    Dataset.from_dict({"text": [r["text"] for r in test_rows], "label": test_labels},
+                      features=features).to_parquet(str(folder / "test.parquet"))
+    return folder
+
+
+def test_main_predicts_a_test_split_whose_labels_are_all_hidden(tiny_bert, tmp_path):
+    dataset = _hub_style_dataset(tmp_path / "glue-like", test_labels=[-1] * 20)
+    output_dir = tmp_path / "out"
+    assert main(tiny_run_args(tiny_bert, {}, output_dir, "--dataset_name", str(dataset))) == 0
+
+    with open(output_dir / "predictions_test.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 20
+    assert list(rows[0]) == ["text", "predicted_label", "p(negative)", "p(positive)"]
+    for row in rows:
+        assert row["predicted_label"] in ("negative", "positive")
+        assert float(row["p(negative)"]) + float(row["p(positive)"]) == pytest.approx(1.0, abs=1e-5)
+    results = artifacts.read_json(output_dir, artifacts.RESULTS_FILE)
+    assert set(results["scores"]) == {"validation"}
+    assert results["unlabelled_splits"] == {"test": {"reviews": 20, "predictions": "predictions_test.csv"}}
+    card = ModelCard.load(output_dir / "README.md")
+    assert {r.dataset_split for r in card.data.eval_results} == {"validation"}
+    assert "**test** split (20 reviews) has no labels" in card.text
+    # A local dataset folder is named, not linked as a Hub dataset, and its path stays home.
+    assert str(dataset) not in card.content and card.data.datasets is None
+
+
+def test_main_drops_and_counts_partly_hidden_test_labels(tiny_bert, tmp_path):
+    dataset = _hub_style_dataset(tmp_path / "partly", test_labels=[0, 1, -1, 1, 0, -1, 1, 0, 1, 0])
+    output_dir = tmp_path / "out"
+    assert main(tiny_run_args(tiny_bert, {}, output_dir, "--num_train_epochs", "1",
+                              "--dataset_name", str(dataset))) == 0
+    results = artifacts.read_json(output_dir, artifacts.RESULTS_FILE)
+    assert results["split_sizes"]["test"] == 8 and results["hidden_label_rows_dropped"] == {"test": 2}
+    assert sum(map(sum, results["confusion_matrices"]["test"])) == 8
+    assert "hidden (-1): test 2" in (output_dir / "README.md").read_text()
 
 
 # --- per-review predictions -----------------------------------------------------------------------
