@@ -29,6 +29,7 @@ import pandas as pd  # noqa: E402
 
 from finetune import artifacts, serving  # noqa: E402
 from finetune.attribution import occlusion  # noqa: E402
+from finetune.logs import setup_logging  # noqa: E402
 from finetune.run_views import (  # noqa: E402
     MACRO_NOTE,
     ServedModel,
@@ -257,7 +258,7 @@ def no_model_hint(argv: list[str]) -> str | None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     args = parse_args(sys.argv[1:])
     demo = build_demo(load_served_model(args.model_id, quantize=args.quantize, engine=args.engine,
                                         revision=args.model_revision, no_model_hint=no_model_hint(sys.argv[1:])))

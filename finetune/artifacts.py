@@ -17,7 +17,11 @@ from finetune.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "epoch_history.json"  # one row per epoch
+HISTORY_FILE = "epoch_history.json"  # one row per epoch: HISTORY_COLUMNS, then per-class scores
+# The scores every evaluation reports first (precision, recall and F1 macro-averaged): the history's columns,
+# results.json's, the card's model-index, the demo's tables and the score command's summary.
+HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
+HISTORY_COLUMNS = ("epoch", "step", "train_loss", "eval_loss", *HEADLINE_METRICS)
 RESULTS_FILE = "results.json"  # final validation/test scores, confusion matrices, data sizes
 CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run, written before training starts
 CARD_FILE = "README.md"  # the model card
@@ -30,7 +34,8 @@ def predictions_file(split: str) -> str:
     return PREDICTIONS_PATTERN.replace("*", split)
 
 
-MODEL_FILES = ("config.json", "model.safetensors", "pytorch_model.bin")
+# A model is its weights: a folder with only a config.json (a project's own, say) holds none.
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 # The model's ONNX copy (finetune/onnx_export.py), where transformers.js and Optimum look for it.
 ONNX_DIR = "onnx"

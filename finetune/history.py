@@ -4,7 +4,9 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-ROW_KEYS = ("epoch", "step", "train_loss", "eval_loss", "accuracy", "precision", "recall", "f1")
+from finetune.artifacts import HISTORY_COLUMNS
+
+ROW_KEYS = HISTORY_COLUMNS
 _EVAL_RUN_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
 

@@ -35,6 +35,13 @@ def api(token: str | None = None) -> HfApi:
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
 
 
+def full_repo_id(repo_id: str, user: str | None = None, client: HfApi | None = None) -> str:
+    """`owner/name` for a bare `name`: the token's user's (asked of the Hub unless `user` is known)."""
+    if "/" in repo_id:
+        return repo_id
+    return f"{user or client.whoami()['name']}/{repo_id}"
+
+
 def require_token(explicit: str | None = None, purpose: str = "--push_to_hub") -> str:
     token = explicit or get_token()
     if not token:
@@ -67,7 +74,7 @@ def prepare_repo(repo_id: str, token: str, private: bool | None, repo_type: str 
         logger.warning("the Hub is not reachable now (%s: %s); the repo is checked again when the files are pushed",
                        type(err).__name__, err)
         return repo_id
-    full_id = repo_id if "/" in repo_id else f"{user}/{repo_id}"
+    full_id = full_repo_id(repo_id, user)
     try:
         ensure_repo(client, full_id, private, repo_type)
     except HfHubHTTPError as err:
@@ -104,8 +111,7 @@ def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = N
     folder = Path(folder)
     client = api(token)
     try:
-        if "/" not in repo_id:  # the Hub could not be reached before training: resolve <user>/<name> now
-            repo_id = f"{client.whoami()['name']}/{repo_id}"
+        repo_id = full_repo_id(repo_id, client=client)  # the Hub was unreachable before training: resolve it now
         point_card_at(folder, repo_id)
         ensure_repo(client, repo_id, private)
         commit = client.upload_folder(

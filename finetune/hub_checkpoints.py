@@ -191,7 +191,7 @@ class CheckpointPusher(TrainerCallback):
             started = time.perf_counter()
             try:
                 if "/" not in self.repo_id:  # the Hub was unreachable before training: resolve and create it now
-                    self.repo_id = f"{client.whoami()['name']}/{self.repo_id}"
+                    self.repo_id = hub.full_repo_id(self.repo_id, client=client)
                     hub.ensure_repo(client, self.repo_id, self.private)
                 if not linked:
                     shutil.rmtree(staging, ignore_errors=True)
@@ -317,8 +317,8 @@ def download_checkpoint(repo_id: str, token: str | None, output_dir: Path) -> Pa
     token = token or get_token()
     client = hub.api(token)
     try:
-        if "/" not in repo_id and token:
-            repo_id = f"{client.whoami()['name']}/{repo_id}"
+        if token:
+            repo_id = hub.full_repo_id(repo_id, client=client)
         files = client.list_repo_files(repo_id)
     except RepositoryNotFoundError as err:
         raise UsageError(f"--resume_from_checkpoint: no Hub repo {repo_id} that this token can read. Check "

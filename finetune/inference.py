@@ -21,7 +21,9 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from finetune import artifacts
 
-DEFAULT_MAX_LENGTH = 512
+# BERT-family models read at most 512 positions; every path that tokenizes a review (training, evaluation,
+# scoring, the demo, the ONNX export) caps its length here.
+MAX_SEQ_LENGTH_CAP = 512
 ENGINES = ("auto", "onnxruntime", "pytorch")  # auto: ONNX Runtime when the model has an ONNX copy
 
 
@@ -60,8 +62,8 @@ class ReviewClassifier:
             self.config = model.config
             self.engine = "pytorch " + ("int8" if quantize else "fp32")
         self.quantized = quantize
-        limit = min(self.tokenizer.model_max_length, getattr(self.config, "max_position_embeddings", DEFAULT_MAX_LENGTH))
-        self.max_length = min(max_length or limit, limit, DEFAULT_MAX_LENGTH)
+        limit = min(self.tokenizer.model_max_length, getattr(self.config, "max_position_embeddings", MAX_SEQ_LENGTH_CAP))
+        self.max_length = min(max_length or limit, limit, MAX_SEQ_LENGTH_CAP)
         self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:

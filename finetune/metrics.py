@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 
 METRIC_MODULE = Path(__file__).parent / "classification_scores"
-HEADLINE_METRICS = ("accuracy", "precision", "recall", "f1")
 
 
 def load_metric():

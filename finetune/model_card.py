@@ -10,10 +10,11 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from finetune.artifacts import HEADLINE_METRICS
 from finetune.history import ROW_KEYS
 
 TASK = "text-classification"
-CARD_METRICS = ("accuracy", "precision", "recall", "f1")
+CARD_METRICS = HEADLINE_METRICS  # the model-index's metrics, in the card's tables too
 
 
 @dataclass

@@ -9,12 +9,12 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from finetune import embedded
 from finetune.config import ModelArguments
 from finetune.errors import UsageError
+from finetune.inference import MAX_SEQ_LENGTH_CAP
 
 logger = logging.getLogger(__name__)
 
 # Attention dropout goes by different names across architectures.
 ATTENTION_DROPOUT_ATTRIBUTES = ("attention_probs_dropout_prob", "attention_dropout")
-MAX_SEQ_LENGTH_CAP = 512
 
 
 def resolve_model_path(args: ModelArguments) -> str:

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from finetune import artifacts
+from finetune.inference import MAX_SEQ_LENGTH_CAP
+from finetune.logs import setup_logging
 from finetune.model_card import with_onnx_section
 
 logger = logging.getLogger(__name__)
@@ -117,7 +119,8 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     texts = [t for t in texts if t and t.strip()][:CHECK_REVIEWS]
     if len(texts) < 2:
         texts = SAMPLE_REVIEWS
-    max_length = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", 512), 512)
+    max_length = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", MAX_SEQ_LENGTH_CAP),
+                     MAX_SEQ_LENGTH_CAP)
     # The batch is cut at 128 word pieces and the longest review is checked alone at full length: eight
     # 512-piece reviews made the export and its check peak at 1.9 GB (0.7 GB with short ones).
     batch = tokenizer(texts, truncation=True, max_length=min(max_length, CHECK_BATCH_LENGTH), padding=True,
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m finetune.onnx_export", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path, help="a model folder written by finetune/train.py (or any saved classifier)")
     args = parser.parse_args(argv)
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    setup_logging()
     if not artifacts.holds_model(args.folder):
         print(f"error: no model in {args.folder}. Pass a model folder (it holds config.json and model.safetensors).",
               file=sys.stderr)

@@ -21,8 +21,7 @@ from finetune.limits import allow_long_csv_fields
 from finetune.mistakes import most_confident_mistakes
 
 TRAIN_COMMAND = "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
-HEADLINE = ("accuracy", "precision", "recall", "f1")
-HISTORY_COLUMNS = ["epoch", "step", "train_loss", "eval_loss", *HEADLINE]
+HISTORY_COLUMNS = list(artifacts.HISTORY_COLUMNS)
 # What a run file that parses but holds unexpected values raises when it is shown.
 SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 MISTAKES_SHOWN = 20
@@ -342,7 +341,8 @@ def card_summary(served: ServedModel) -> str:
         ),
     ]
     for split, values in served.results.get("scores", {}).items():
-        lines.append(f"**{split.capitalize()}**: " + ", ".join(f"{m} {values[m]:.4f}" for m in HEADLINE if m in values))
+        lines.append(f"**{split.capitalize()}**: " + ", ".join(
+            f"{m} {values[m]:.4f}" for m in artifacts.HEADLINE_METRICS if m in values))
     return "\n\n".join(lines)
 
 

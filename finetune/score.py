@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from finetune import artifacts, embedded, hub
+from finetune.artifacts import HEADLINE_METRICS
 from finetune.config import (
     EMPTY_TEXT_POLICIES,
     check_data_file,
@@ -36,6 +37,7 @@ from finetune.config import (
     public_value,
 )
 from finetune.errors import UsageError
+from finetune.logs import setup_logging
 from finetune.mistakes import most_confident_mistakes
 
 logger = logging.getLogger("finetune")
@@ -303,9 +305,7 @@ def add_to_card(model_ref: str, evaluation, token: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    for noisy in ("httpx", "httpx2", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging()
     started = time.perf_counter()
     try:
         model_ref, args = parse_args(argv)
@@ -389,7 +389,7 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, labe
           f"{result['reviews_per_second']:.1f} reviews/s")
     scores = result["scores"]
     if scores:
-        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in ("accuracy", "precision", "recall", "f1")))
+        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in HEADLINE_METRICS))
         width = max(len(n) for n in label_names)
         for name, row in zip(label_names, result["confusion_matrix"]):
             print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall {scores[f'recall_{name}']:.4f}"

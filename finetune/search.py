@@ -232,7 +232,13 @@ def run_search(trainer: Trainer, space: dict[str, dict[str, Any]], n_trials: int
 
 
 def apply_params(args: TrainingArguments, params: dict[str, Any]) -> None:
-    """Set the chosen parameters on the run's own arguments, cast to each setting's type."""
+    """Set the chosen parameters on the run's own arguments, cast to each setting's declared type (not to its
+    current value's: warmup_steps, a float, defaults to the int 0, and int(0.15) would drop the warmup)."""
+    fields = type(args).__dataclass_fields__
     for name, value in params.items():
-        old = getattr(args, name)
-        setattr(args, name, type(old)(value) if old is not None else value)
+        declared, old = fields[name].type if name in fields else None, getattr(args, name)
+        if declared in (int, float, bool, str):
+            value = declared(value)
+        elif old is not None:  # e.g. lr_scheduler_type: a SchedulerType
+            value = type(old)(value)
+        setattr(args, name, value)

@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         token = hub.require_token(purpose="python -m finetune.space")
         space_token = read_space_token(args.space_token_env)
-        space_id = args.space if "/" in args.space else f"{hub.api(token).whoami()['name']}/{args.space}"
+        space_id = hub.full_repo_id(args.space, client=hub.api(token))
         model = check_model(args.model_id, args.model_revision, space_token, token)
         revision = args.model_revision or model.commit
         url = deploy_space(space_id, args.model_id, token, args.private or None, args.hardware, revision, space_token)

@@ -28,7 +28,7 @@ import torch
 from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub, hub_checkpoints, memory, precision, search
+from finetune import artifacts, hub, hub_checkpoints, logs, memory, precision, search
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -41,7 +41,7 @@ from finetune.data import (
 )
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
-from finetune.metrics import HEADLINE_METRICS, confusion_matrix, make_compute_metrics
+from finetune.metrics import confusion_matrix, make_compute_metrics
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import RunOutcome, write_run_files
@@ -304,7 +304,7 @@ def check_metric_name(metric: str | None, label_names: list[str]) -> None:
     only after the first epoch."""
     if metric is None:
         return
-    known = ["loss", *HEADLINE_METRICS] + [f"{m}_{name}" for m in ("precision", "recall", "f1") for name in label_names]
+    known = ["loss", *artifacts.HEADLINE_METRICS] + [f"{m}_{name}" for m in ("precision", "recall", "f1") for name in label_names]
     if metric.removeprefix("eval_") not in known:
         raise UsageError(f"--metric_for_best_model {metric}: not a metric of this run. Choose one of "
                          f"{', '.join(known)} (precision, recall and f1 are macro averages).")
@@ -454,10 +454,7 @@ def device_summary(config: RunConfig, attention: str | None, precision_note: str
 
 
 def setup_logging(config: RunConfig) -> None:
-    level = logging.INFO if config.training.process_index == 0 else logging.WARNING
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=level, force=True)
-    for noisy in ("httpx", "httpx2", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup_logging(logging.INFO if config.training.process_index == 0 else logging.WARNING)
 
 
 def banner(text: str) -> None:

@@ -170,7 +170,7 @@ def tiny_run_args(tiny_bert: Path, review_files: dict[str, Path], output_dir: Pa
         "--disable_tqdm", "true",
         "--dataloader_pin_memory", "false",
         "--cpu_threads", "1",
-        "--export_onnx", "false",  # seconds per run: trained_run and tests/test_onnx.py cover the export
+        "--export_onnx", "false",  # seconds per run: trained_run and tests/test_onnx_export.py cover the export
         # The same numbers on every CPU: the default turns bf16 on only where the CPU has it (tests/test_bf16.py).
         "--bf16", "false",
         *extra,

@@ -91,10 +91,6 @@ def test_foreign_entries_count_everything_in_a_folder_no_run_made(tmp_path):
     assert artifacts.foreign_entries(tmp_path) == ["README.md", "results.json"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "holds_model counts config.json alone as a model, so a project folder with its own README.md and config.json "
-    "(the example foreign_entries' comment names) looks made by a run: nothing is foreign, --overwrite_output_dir "
-    "is accepted, and set_aside_previous_run + drop_previous_run delete both files"))
 def test_foreign_entries_count_a_projects_readme_and_config_json(tmp_path):
     (tmp_path / "README.md").write_text("# My project\n")
     (tmp_path / "config.json").write_text('{"name": "my-project"}')

@@ -1,5 +1,5 @@
 """The serving path: batched, length-sorted prediction, truncation, optional int8 (ONNX Runtime serves the
-trained run, which has an ONNX copy; tests/test_onnx.py compares the engines)."""
+trained run, which has an ONNX copy; tests/test_onnx_export.py compares the engines)."""
 
 import pytest
 import torch

@@ -153,10 +153,6 @@ def test_apply_params_keeps_a_value_as_given_where_the_setting_is_unset(tmp_path
     assert args.hub_model_id == "me/tuned"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "apply_params casts to the type of the current value, not of the setting: TrainingArguments' warmup_steps "
-    "defaults to the int 0 (a recipe's `warmup_steps: 0` gives the same), so the default space's best warmup "
-    "fraction 0.15 becomes int(0.15) == 0 and the final run trains without the warmup its trial had"))
 def test_apply_params_keeps_a_warmup_fraction_when_warmup_steps_was_the_int_zero(tmp_path):
     args = _training_args(tmp_path)
     assert args.warmup_steps == 0 and type(args.warmup_steps) is int
