@@ -247,6 +247,14 @@ class RunArguments:
             "seconds to a run; false skips it (the demo then serves the PyTorch weights)."
         },
     )
+    carbon_intensity: float | None = field(
+        default=None,
+        metadata={
+            "help": "gCO2eq per kWh of the electricity this machine runs on, for the CO2-equivalent on the card "
+            "(energy x this). Default: $FINETUNE_CARBON_INTENSITY, else 475, the world average codecarbon uses "
+            "(IEA 2019). Your grid's figure is on electricitymaps.com or your provider's sustainability report."
+        },
+    )
 
     def __post_init__(self):
         if self.hp_search_trials < 0:
@@ -262,6 +270,9 @@ class RunArguments:
             raise UsageError(f"--max_train_batch_tokens {self.max_train_batch_tokens}: must be 0 (no limit) or more.")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
+        if self.carbon_intensity is not None and not self.carbon_intensity >= 0:
+            raise UsageError(f"--carbon_intensity {self.carbon_intensity}: must be gCO2eq per kWh, 0 or more "
+                             "(e.g. 475, the world average).")
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise UsageError(f"--early_stopping_patience {self.early_stopping_patience}: must be at least 1.")
         if self.early_stopping_threshold < 0:

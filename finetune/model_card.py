@@ -40,6 +40,7 @@ class CardFacts:
     hidden_label_rows: dict[str, int] = field(default_factory=dict)  # split -> rows dropped, label hidden
     search: dict[str, Any] | None = None  # hp_search.json, when the run searched its hyperparameters
     onnx_copy: Any | None = None  # the checked ONNX copy (onnx_export.OnnxCopy), when the run wrote one
+    cost: Any | None = None  # what the run cost (energy.RunCost): the Training cost section, co2_eq_emissions
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -55,6 +56,7 @@ def build_card(facts: CardFacts) -> ModelCard:
               *(ONNX_TAGS if facts.onnx_copy is not None else ())],
         metrics=list(CARD_METRICS),
         eval_results=_eval_results(facts) or None,
+        co2_eq_emissions=facts.cost.co2_eq_emissions() if facts.cost is not None else None,
     )
     return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{_body(facts)}")
 
@@ -113,6 +115,7 @@ def _body(facts: CardFacts) -> str:
         _search_section(facts.search),
         "## Training hyperparameters\n\n" + "\n".join(f"- {k}: {v}" for k, v in facts.hyperparameters.items())
         + _dropout_note(facts.hyperparameters.get("attention_dropout")),
+        _cost_section(facts.cost),
         "## Intended use and limitations\n\n"
         "Intended for classifying English review text of the same kind as the training data. It is not "
         "a general sentiment model: scores on other domains (products vs. films), other languages, sarcasm "
@@ -157,6 +160,34 @@ def _dropout_note(attention_dropout) -> str:
         "could use its fused attention kernel, which trains faster on CPU. The project's "
         "`bench/accuracy_parity.py` compares it with 0.1 over several seeds; its README reports the result."
     )
+
+
+COST_HEADING = "## Training cost"
+
+
+def _cost_section(cost: Any | None) -> str:
+    """Wall time, hardware, energy and CO2-equivalent of the run (an energy.RunCost), and how they were obtained."""
+    if cost is None:
+        return ""
+    kwh = cost.energy_kwh
+    return (
+        f"{COST_HEADING}\n\n| wall time | hardware | energy | CO2-equivalent |\n|---|---|---|---|\n"
+        f"| {_duration(cost.wall_seconds)} | {cost.hardware} | {kwh:.3g} kWh ({kwh * 1000:.3g} Wh) | "
+        f"{cost.co2_grams:.3g} g |\n\n"
+        f"Wall time runs from the start of the run (loading the model and the data) to the writing of this card, "
+        f"with {cost.processes} training process(es). Energy: {cost.method} CO2-equivalent: the energy times "
+        f"{cost.carbon_intensity:g} gCO2eq/kWh ({cost.carbon_intensity_source}). Not included: data-centre overhead "
+        "(PUE), the network, making the hardware, and the base model's pre-training. The metadata's "
+        "`co2_eq_emissions` (grams) and `results.json` (`cost`) hold the same figures."
+    )
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{seconds:.1f} s"
 
 
 def _headline(facts: CardFacts) -> str:

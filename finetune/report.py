@@ -10,6 +10,7 @@ from typing import Any
 
 from finetune import artifacts, embedded
 from finetune.config import RunConfig, public_value
+from finetune.energy import RunCost
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
 from finetune.modeling import base_model_hub_id
@@ -70,6 +71,7 @@ class RunOutcome:
     peak_memory_gb: dict[str, float] = field(default_factory=dict)  # main process's peak after each phase
     batches_in_pieces: int = 0  # training batches over --max_train_batch_tokens, run in pieces (main process)
     onnx_copy: OnnxCopy | None = None  # the checked ONNX copy, if the run wrote one
+    cost: RunCost | None = None  # wall time, hardware, energy and CO2-equivalent (finetune/energy.py)
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
@@ -102,6 +104,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             # training batches over --max_train_batch_tokens, run in pieces (main process)
             "batches_in_pieces": outcome.batches_in_pieces,
             "onnx": dataclasses.asdict(outcome.onnx_copy) if outcome.onnx_copy else None,
+            # wall time, hardware, energy (kWh, by part), CO2-equivalent (g) and how they were obtained
+            "cost": dataclasses.asdict(outcome.cost) if outcome.cost else None,
         },
     )
     artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
@@ -135,6 +139,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         search=artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
         if (output_dir / artifacts.SEARCH_FILE).is_file() else None,
         onnx_copy=outcome.onnx_copy,
+        cost=outcome.cost,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts

@@ -28,7 +28,7 @@ import torch
 from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 
-from finetune import artifacts, hub, hub_checkpoints, logs, memory, precision, search
+from finetune import artifacts, energy, hub, hub_checkpoints, logs, machine, memory, precision, search
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -54,9 +54,12 @@ EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED = 2, 3, 4
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     clock = PhaseClock()
+    # Before anything is loaded: the whole run's energy. One process per machine reads its counters.
+    meter = energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
     try:
         config = parse_config(argv)
         setup_logging(config)
+        intensity = energy.carbon_intensity(config.run.carbon_intensity)
         set_cpu_threads(config)
         output_dir = Path(config.training.output_dir)
         resume = artifacts.check_output_dir(
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
         memory.release()
         clock.lap("final_evaluation")
+        others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
+            if meter else []
         if not trainer.is_world_process_zero():
             return 0
         outcome = RunOutcome(scores, matrices, scored, probabilities, run.max_length, config.training.world_size,
@@ -115,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             remove_onnx_copy(output_dir, update_card=False)  # an earlier copy would no longer match the weights
         outcome.seconds, outcome.peak_memory_gb = clock.seconds, clock.peak_memory_gb
+        outcome.cost = run_cost(meter, config, others, intensity) if meter else None
         write_run_files(output_dir, config, data, trainer.state.log_history, outcome)  # the card, once
     except Exception as err:
         if not trainer.is_world_process_zero():
@@ -415,6 +421,27 @@ def _probabilities(logits, order: np.ndarray) -> list[list[float]]:
     """Softmax of length-sorted logits, put back in the data's order (see sort_by_length)."""
     logits = restore_order(np.asarray(logits, dtype=np.float32), order)
     return torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
+
+
+def run_cost(meter: energy.EnergyMeter, config: RunConfig, others: list[energy.ProcessUsage],
+             intensity: tuple[float, str]) -> energy.RunCost:
+    """Wall time, hardware, energy and CO2 of the run so far (main process): the card's Training cost."""
+    cores = config.device.cores if config.device else (os.cpu_count() or 1)
+    gpus = cuda_devices() if config.training.device.type == "cuda" else []
+    hardware = energy.hardware_description(machine.cpu_model(), cores, [name for _, name in gpus])
+    cost = meter.finish(hardware, *intensity, other_processes=others, gpus=gpus)
+    logger.info("run cost: %.0f s, %.3g kWh, %.3g g CO2eq (%s); measuring took %.3f s", cost.wall_seconds,
+                cost.energy_kwh, cost.co2_grams, cost.source, cost.metering_seconds)
+    return cost
+
+
+def cuda_devices() -> list[tuple[str, str]]:
+    """(UUID, name) of the GPUs this machine's training processes use: local rank i trains on cuda:i."""
+    devices = []
+    for index in range(min(int(os.environ.get("LOCAL_WORLD_SIZE", 1)), torch.cuda.device_count())):
+        properties = torch.cuda.get_device_properties(index)
+        devices.append((str(getattr(properties, "uuid", index)), properties.name))
+    return devices
 
 
 def set_cpu_threads(config: RunConfig) -> int | None:

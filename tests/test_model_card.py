@@ -88,3 +88,38 @@ def test_model_card_with_repo_id_renames_every_snippet_and_nothing_else():
     assert "# reviews\n" in renamed and "`MODEL_ID=me/reviews python app.py`" in renamed
     assert "pipeline('text-classification', 'me/reviews'" in renamed and 'REPO = "me/reviews"' in renamed
     assert with_repo_id(renamed, "me/reviews") == renamed
+
+
+def _cost(**changes):
+    from finetune.energy import RunCost
+
+    cost = dict(wall_seconds=278.4, hardware="Intel(R) Xeon(R) Processor (2 logical CPUs)", energy_kwh=0.00068,
+                method="CPU: estimated from CPU time at 4 W per busy logical CPU.",
+                source="finetune-reviews finetune/energy.py: estimate from CPU time and rated power", co2_grams=0.323,
+                carbon_intensity=475.0, carbon_intensity_source="world average, IEA 2019")
+    cost.update(changes)
+    return RunCost(**cost)
+
+
+def test_model_card_training_cost_section_and_co2_metadata_round_trip(tmp_path):
+    from finetune.model_card import COST_HEADING
+
+    build_card(_facts(cost=_cost())).save(tmp_path / "README.md")
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.co2_eq_emissions == {
+        "emissions": 0.323,
+        "source": "finetune-reviews finetune/energy.py: estimate from CPU time and rated power",
+        "training_type": "fine-tuning",
+        "geographical_location": "unknown (carbon intensity: 475 gCO2eq/kWh, world average, IEA 2019)",
+        "hardware_used": "Intel(R) Xeon(R) Processor (2 logical CPUs)",
+    }
+    assert card.text.count(COST_HEADING) == 1
+    assert ("| 4 min 38 s | Intel(R) Xeon(R) Processor (2 logical CPUs) | 0.00068 kWh (0.68 Wh) | 0.323 g |"
+            in card.text)
+    assert "estimated from CPU time at 4 W per busy logical CPU" in card.text and "475 gCO2eq/kWh" in card.text
+    assert card.text.index(COST_HEADING) < card.text.index("## Intended use and limitations")
+
+
+def test_model_card_without_a_measured_cost_has_no_cost_section():
+    card = build_card(_facts())
+    assert "co2_eq_emissions" not in card.data.to_dict() and "## Training cost" not in card.text

@@ -329,3 +329,18 @@ def test_main_predictions_files_belong_to_their_reviews_after_a_search(tiny_bert
     assert main(tiny_run_args(tiny_bert, many_review_files, output_dir, *LEARNS, "--hp_search_trials", "2",
                               "--hp_search_train_samples", "48", "--hp_search_space", space)) == 0
     assert_predictions_belong_to_their_reviews(output_dir, "test")
+
+
+def test_main_results_and_card_record_the_run_cost(trained_run):
+    results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    cost = results["cost"]
+    assert 0 < cost["wall_seconds"] <= sum(results["seconds"].values()) + 30
+    assert cost["energy_kwh"] > 0 and cost["energy_kwh"] == pytest.approx(sum(cost["energy_kwh_by_part"].values()))
+    assert cost["co2_grams"] == pytest.approx(cost["energy_kwh"] * cost["carbon_intensity"])
+    assert cost["cpu_seconds"] > 0 and cost["processes"] == 1 and "logical CPU" in cost["hardware"]
+    # measuring costs far less than 2% of the run
+    assert cost["metering_seconds"] < 0.02 * cost["wall_seconds"]
+    card = ModelCard.load(trained_run / "README.md")
+    assert card.data.co2_eq_emissions["emissions"] == round(cost["co2_grams"], 4)
+    assert card.data.co2_eq_emissions["hardware_used"] == cost["hardware"]
+    assert "## Training cost" in card.text and cost["method"] in card.text
