@@ -6,7 +6,8 @@
 Rows: `pipeline("text-classification")` (batch 32); this project's ReviewClassifier (length-sorted
 batches) through PyTorch in fp32 and in torch.ao int8 (`app.py --engine pytorch [--quantize]`: the
 fallback for a model without an ONNX copy), through ONNX Runtime on the model's ONNX copy in fp32
-and int8 (`app.py [--quantize]`); and two int8 alternatives that app.py does not take. Reported:
+and int8 (`app.py [--quantize]`), the same through a copy made by the dynamo exporter (the baseline:
+what the project wrote before 2026-12-01); and two int8 alternatives that app.py does not take. Reported:
 single-review latency p50/p95 for ~150-token reviews, batch throughput on the embedded test reviews
 and on a Yelp-like length mix, accuracy on the embedded test split and how many of its labels equal
 the pipeline's (fp32 PyTorch); an int8 row's change in accuracy is the price of its speed.
@@ -15,6 +16,7 @@ the pipeline's (fp32 PyTorch); an int8 row's change in accuracy is the price of 
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from _common import (  # noqa: E402
     yelp_like_reviews,
 )
 
-from finetune import artifacts  # noqa: E402
+from finetune import artifacts, onnx_export  # noqa: E402
 from finetune.data import load_embedded_reviews  # noqa: E402
 from finetune.inference import ReviewClassifier  # noqa: E402
 
@@ -97,6 +99,45 @@ class EveryLinearInt8Path(ClassifierPath):
         self.name = f"alternative: every Linear int8 ({'per-channel' if per_channel else 'per-tensor'} weights)"
 
 
+class DynamoExportPath(ClassifierPath):
+    """The ONNX copy as the project wrote it before 2026-12-01 (torch.export/dynamo exporter), whose attention
+    ONNX Runtime does not fuse: the baseline of the TorchScript export that finetune/onnx_export.py now writes."""
+
+    def __init__(self, model_dir: str, quantize: bool, tmp: Path):
+        folder = tmp / "dynamo-export"
+        if not folder.exists():
+            import shutil
+
+            shutil.copytree(model_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*", "onnx"))
+            (folder / "onnx").mkdir()
+            dynamo_export(folder, folder / artifacts.ONNX_MODEL_FILE)
+            onnx_export._quantize(folder / artifacts.ONNX_MODEL_FILE, folder / artifacts.ONNX_QUANTIZED_FILE)
+        super().__init__(str(folder), quantize=quantize, engine="onnxruntime")
+        self.name = f"before: ONNX Runtime {'int8' if quantize else 'fp32'}, dynamo export"
+
+
+def dynamo_export(folder: Path, path: Path) -> None:
+    import warnings
+
+    import onnx
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder).float().eval()
+    inputs = dict(AutoTokenizer.from_pretrained(folder)(["a fine film", "a dull one"], padding=True, return_tensors="pt"))
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (), kwargs=inputs, input_names=list(inputs), output_names=["logits"],
+                                    dynamic_shapes={name: {0: batch, 1: sequence} for name in inputs},
+                                    opset_version=onnx_export.OPSET, dynamo=True, external_data=False, verbose=False)
+    proto = program.model_proto
+    weights = {init.name for init in proto.graph.initializer}
+    annotations = [info for info in proto.graph.value_info if info.name not in weights]
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(annotations)
+    onnx.save(proto, str(path))
+
+
 def latency_ms(path, texts: list[str]) -> tuple[float, float]:
     for text in texts[:5]:
         path.one(text)
@@ -132,6 +173,8 @@ def main(argv=None) -> int:
     texts, gold = list(test["text"]), list(test["label"])
     paths = [PipelinePath(args.model)] + [ClassifierPath(args.model, quantize, engine)
                                           for engine in ("pytorch", "onnxruntime") for quantize in (False, True)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    paths += [DynamoExportPath(args.model, quantize, tmp) for quantize in (False, True)]
     if not args.skip_alternatives:
         paths += [EveryLinearInt8Path(args.model, per_channel=False), EveryLinearInt8Path(args.model, per_channel=True)]
     tokenizer = paths[1].classifier.tokenizer

@@ -115,7 +115,8 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder).float().eval()
+    # Eager attention: its matmul-softmax-matmul is the subgraph ONNX Runtime fuses into one Attention kernel.
+    model = _load_for_export(AutoModelForSequenceClassification, folder)
     texts = [t for t in texts if t and t.strip()][:CHECK_REVIEWS]
     if len(texts) < 2:
         texts = SAMPLE_REVIEWS
@@ -148,24 +149,39 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     return {"reviews_checked": len(texts), "max_logit_difference": difference, "int8_same_label": same}
 
 
+def _load_for_export(auto_class, folder: Path):
+    try:
+        model = auto_class.from_pretrained(folder, attn_implementation="eager")
+    except (ValueError, TypeError):  # an architecture with one attention implementation only
+        model = auto_class.from_pretrained(folder)
+    return model.float().eval()
+
+
 def _export(model, inputs: dict, path: Path) -> None:
+    """TorchScript export (not torch.export/dynamo): ONNX Runtime recognises its attention, layer-norm and GELU
+    subgraphs and fuses them when it loads the model; the dynamo exporter's graph it does not, and on long
+    reviews that graph ran 1.3-1.8x slower (bench/inference.py; README, Performance). Standard ops either way."""
     import onnx
     import torch
 
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=model.config.max_position_embeddings)
-    with warnings.catch_warnings(), _quiet("torch.onnx", "torch.export", "torch._dynamo", "onnxscript", "onnx_ir"):
-        warnings.simplefilter("ignore")  # the exporter's deprecation and axis-naming notes: nothing to act on
-        program = torch.onnx.export(
-            model, (), kwargs=inputs, input_names=list(inputs), output_names=["logits"],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in inputs},
-            opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
+    # The TorchScript exporter takes inputs by position: in the order of forward's parameters, each named so.
+    parameters = list(inspect.signature(model.forward).parameters)
+    order = [name for name in parameters if name in inputs]
+    if order != parameters[:len(order)]:
+        raise ExportFailed(f"the model's forward takes {parameters[:len(order)]} first, the tokenizer gives {order}")
+    dynamic = {name: {0: "batch", 1: "sequence"} for name in order} | {"logits": {0: "batch"}}
+    with warnings.catch_warnings(), _quiet("torch.onnx"):
+        warnings.simplefilter("ignore")  # the exporter's deprecation notes: nothing to act on
+        torch.onnx.export(
+            model, tuple(inputs[name] for name in order), str(path), input_names=order, output_names=["logits"],
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
         )
-    proto = program.model_proto
+    proto = onnx.load(str(path))
     for node in proto.graph.node:
-        # Each node records the stack trace that made it: file paths of this machine, which a push would publish.
+        # A node may record where it was made (file paths of this machine), which a push would publish.
         del node.metadata_props[:]
-    # The exporter annotates weights with their shapes; onnxruntime's quantizer transposes some weights
-    # (Gemm -> MatMul) without updating them, and its shape inference then fails. Nothing needs them.
+    # Shapes annotated on weights: onnxruntime's quantizer transposes some weights (Gemm -> MatMul) without
+    # updating them, and its shape inference then fails. Nothing needs them.
     weights = {init.name for init in proto.graph.initializer}
     annotations = [info for info in proto.graph.value_info if info.name not in weights]
     del proto.graph.value_info[:]

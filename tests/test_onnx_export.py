@@ -52,7 +52,7 @@ def test_training_run_writes_onnx_copy_whose_logits_match_pytorch(trained_run):
     assert sorted(p.name for p in (trained_run / "onnx").iterdir()) == ["model.onnx", "model_quantized.onnx"]
     session = onnxruntime.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
     assert [(i.name, i.shape) for i in session.get_inputs()] == [
-        (name, ["batch", "sequence"]) for name in ("input_ids", "token_type_ids", "attention_mask")]
+        (name, ["batch", "sequence"]) for name in ("input_ids", "attention_mask", "token_type_ids")]  # forward's order
     assert [o.name for o in session.get_outputs()] == ["logits"]
     # batch sizes and lengths other than the export's example: the axes are dynamic
     for texts in (TEXTS, TEXTS[:1], TEXTS[1:3]):
