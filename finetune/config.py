@@ -116,6 +116,22 @@ class DataArguments:
             "header among , ; tab | (tab for .tsv files); the log says which one was used."
         },
     )
+    preprocessing_num_workers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processes that tokenize a split. Default: every core this process may use for a split of "
+            "20,000 reviews or more (650,000 take minutes in one), 1 for smaller ones (where starting processes "
+            "would cost more than it saves)."
+        },
+    )
+    overwrite_cache: bool = field(
+        default=False,
+        metadata={
+            "help": "Tokenize afresh. By default a split is tokenized once per data, tokenizer and "
+            "--max_seq_length, and later runs read the tokens from the datasets cache (HF_DATASETS_CACHE); "
+            "the log says which happened. A changed file, tokenizer or setting is tokenized afresh anyway."
+        },
+    )
 
     def __post_init__(self):
         if self.dataset_name and self.train_file:
@@ -129,6 +145,9 @@ class DataArguments:
             value = getattr(self, flag)
             if value is not None and value <= 0:
                 raise UsageError(f"--{flag} {value}: must be a positive number (or leave it out).")
+        if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
+            raise UsageError(f"--preprocessing_num_workers {self.preprocessing_num_workers}: must be at least 1 "
+                             "(or leave it out for the default).")
         if not 0 < self.validation_split_percentage < 100:
             raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
         if self.empty_text not in EMPTY_TEXT_POLICIES:
@@ -413,8 +432,6 @@ FOREIGN_FLAGS = {
     "--use_auth_token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
     "--shuffle_train_dataset": "not needed: the training data is shuffled (length-grouped) every epoch",
     "--use_fast_tokenizer": "not needed: the model's own (fast) tokenizer is always used",
-    "--preprocessing_num_workers": "not needed: tokenization is batched and takes seconds",
-    "--overwrite_cache": "not needed: no tokenization cache is reused between runs",
     "--remove_columns": "not needed: only --text_column_name and --label_column_name are read",
     "--trust_remote_code": "not supported: only architectures built into transformers are loaded",
 }

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+from transformers.trainer_callback import TrainerCallback
 
 from finetune import artifacts, energy, hub, hub_checkpoints, logs, machine, memory, precision, search
 from finetune.batching import ReviewTrainer
@@ -76,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     data, tokenized = run.data, run.tokenized
     start_run_folder(config, resume)
     clock.lap("preparation")
+    prepared_at = time.perf_counter()
 
     if config.run.hp_search_trials:
         hyperparameter_search(config, run)
         clock.lap("hyperparameter_search")
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
     trainer = build_trainer(config, run)
+    trainer.add_callback(FirstStepClock(prepared_at))
     pusher = checkpoint_pusher(config, push_target)
     if pusher:
         trainer.add_callback(pusher)
@@ -147,6 +150,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Pushed: {url}")
     print_summary(output_dir, data, scores, clock)
     return 0
+
+
+class FirstStepClock(TrainerCallback):
+    """Logs when the first training step begins, in seconds after preparation: the wait between the data
+    being ready and training (building the Trainer, the length-grouped sampler, the first batch)."""
+
+    def __init__(self, since: float):
+        self.since, self.logged = since, False
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if not self.logged:
+            self.logged = True
+            logger.info("first training step began %.1f s after preparation", time.perf_counter() - self.since)
 
 
 class PhaseClock:
@@ -235,8 +251,11 @@ def prepare(config: RunConfig) -> Prepared:
     max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed)
-        tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length)
-        unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length)
+        # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
+        cache = dict(num_proc=config.data.preprocessing_num_workers,
+                     overwrite_cache=config.data.overwrite_cache and config.training.process_index == 0)
+        tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length, **cache)
+        unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length, **cache)
     orders = {}
     for splits in (tokenized, unlabelled):
         for name in [n for n in splits if n != "train"]:
