@@ -11,8 +11,10 @@ from finetune.config import parse_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = (REPO_ROOT / "README.md").read_text()
-# Commands in the README and in Spaces.md: every one of them is parsed below.
-CODE = "\n".join(re.findall(r"```bash\n(.*?)```", README + (REPO_ROOT / "Spaces.md").read_text(), flags=re.S))
+# The README and the pages it links to: every command in them is parsed below, every file they name exists.
+PAGES = ("README.md", "Spaces.md", "docs/reliability.md", "bench/README.md")
+DOCS = "\n".join((REPO_ROOT / page).read_text() for page in PAGES)
+CODE = "\n".join(re.findall(r"```bash\n(.*?)```", DOCS, flags=re.S))
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
@@ -41,8 +43,27 @@ def test_readme_train_command_parses(line, tmp_path, monkeypatch):
 
 
 def test_readme_names_files_that_exist():
-    for path in re.findall(r"`((?:finetune|bench|recipes|accelerate_configs|tests)/[\w./-]+\.(?:py|yaml))`", README):
+    for path in re.findall(r"`((?:finetune|bench|recipes|accelerate_configs|tests)/[\w./-]+\.(?:py|yaml|md))`", DOCS):
         assert (REPO_ROOT / path).exists(), path
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_readme_and_its_pages_link_to_files_that_exist(page):
+    folder = (REPO_ROOT / page).parent
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (REPO_ROOT / page).read_text()):
+        assert (folder / target).exists(), f"{page} links to {target}"
+
+
+def test_readme_first_screen_holds_the_two_commands_and_the_map_is_on_the_first_page():
+    lines = README.splitlines()
+    assert any("./setup.sh && .venv/bin/accelerate launch finetune/train.py" in line for line in lines[:20])
+    assert README.index("## Layout") < README.index("## Your own data and models")
+    layout = README[README.index("## Layout"):README.index("## Where to go next")]
+    mapped = {m.group(1) for m in re.finditer(r"^finetune/(\w+)\.py", layout, flags=re.M)}
+    mapped |= {name for line in layout.splitlines() if line.startswith("finetune/")
+               for name in re.findall(r"(\w+)\.py", line.split("  ")[0])}
+    modules = {p.stem for p in (REPO_ROOT / "finetune").glob("*.py") if p.stem != "__init__"}
+    assert mapped == modules  # the map matches the tree: every module, and no module that is gone
 
 
 def _module_lines(module: str):
