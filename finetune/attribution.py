@@ -33,10 +33,11 @@ class Attribution:
             out.append((text, round(value / largest, 4)))
         return out
 
-    def strongest(self, n: int = 3) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The n spans that raised the prediction most, and the n that lowered it most."""
+    def strongest(self, n: int = 3, least: float = 0.0005) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The n spans that raised the prediction most, and the n that lowered it most; a drop smaller than
+        `least` (it would print as 0.000) counts as neither."""
         ranked = sorted(self.spans, key=lambda span: -span[1])
-        return [s for s in ranked[:n] if s[1] > 0], [s for s in reversed(ranked[-n:]) if s[1] < 0]
+        return [s for s in ranked[:n] if s[1] >= least], [s for s in reversed(ranked[-n:]) if s[1] <= -least]
 
 
 def word_spans(text: str, max_spans: int = MAX_SPANS) -> tuple[list[tuple[int, int]], int]:
