@@ -574,7 +574,7 @@ def default_output_dir(model_name_or_path: str | None, dataset_name: str | None,
         data = Path(train_file).stem
     else:
         data = "rotten-tomatoes"
-    return str(Path("outputs") / _slug(f"{model}-{data}"))
+    return str(Path("outputs") / slug(f"{model}-{data}"))
 
 
 def data_file_format(path: str) -> str | None:
@@ -595,5 +595,6 @@ def looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A folder name from free text: lower case, runs of other characters as one dash (run and score folders)."""
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")

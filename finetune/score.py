@@ -17,7 +17,6 @@ whenever a file of this package runs as a script.)
 """
 
 import logging
-import re
 import shlex
 import sys
 import time
@@ -35,6 +34,7 @@ from finetune.config import (
     looks_like_path,
     parse_csv_delimiter,
     public_value,
+    slug,
 )
 from finetune.errors import UsageError
 from finetune.logs import setup_logging
@@ -264,9 +264,6 @@ def predict_probabilities(classifier, texts: list[str], batch_size: int, progres
 
 
 def default_output_dir(model_ref: str, reviews: Reviews) -> Path:
-    def slug(text: str) -> str:
-        return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-")
-
     model = Path(model_ref.rstrip("/")).name if Path(model_ref).expanduser().is_dir() else model_ref.replace("/", "-")
     return Path("outputs") / "evaluations" / f"{slug(model)}--{slug(reviews.dataset_name)}-{slug(reviews.split)}"
 

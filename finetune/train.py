@@ -68,22 +68,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         push_target = plan_push(config)
         resume = fetch_hub_checkpoint(config, resume, push_target)
-        run = prepare(config)
-        log_device_summary(config, run)
+        prepared = prepare(config)
+        log_device_summary(config, prepared)
     except UsageError as err:
         if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
             print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    data, tokenized = run.data, run.tokenized
+    data, tokenized = prepared.data, prepared.tokenized
     start_run_folder(config, resume)
     clock.lap("preparation")
     prepared_at = time.perf_counter()
 
     if config.run.hp_search_trials:
-        hyperparameter_search(config, run)
+        hyperparameter_search(config, prepared)
         clock.lap("hyperparameter_search")
     banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
-    trainer = build_trainer(config, run)
+    trainer = build_trainer(config, prepared)
     trainer.add_callback(FirstStepClock(prepared_at))
     pusher = checkpoint_pusher(config, push_target)
     if pusher:
@@ -105,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         banner("Evaluating the restored best model")
-        scores, matrices, scored = final_evaluation(trainer, tokenized, data.label_names, run.orders)
-        probabilities = predict_unlabelled(trainer, run.unlabelled, run.orders)
+        scores, matrices, scored = final_evaluation(trainer, tokenized, data.label_names, prepared.orders)
+        probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders)
         memory.release()
         clock.lap("final_evaluation")
         others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
             if meter else []
         if not trainer.is_world_process_zero():
             return 0
-        outcome = RunOutcome(scores, matrices, scored, probabilities, run.max_length, config.training.world_size,
+        outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
                              repo_id=push_target.repo_id if push_target else None,
                              batches_in_pieces=trainer.batches_in_pieces)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
@@ -287,29 +287,29 @@ def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
     return shared[0].describe()
 
 
-def build_trainer(config: RunConfig, run: Prepared, **overrides) -> Trainer:
+def build_trainer(config: RunConfig, prepared: Prepared, **overrides) -> Trainer:
     settings = dict(
-        model=run.model,
+        model=prepared.model,
         args=config.training,
-        train_dataset=run.tokenized["train"],
-        eval_dataset=run.tokenized["validation"],
-        processing_class=run.tokenizer,  # its default collator pads each batch to its longest review
-        compute_metrics=make_compute_metrics(run.data.label_names),
+        train_dataset=prepared.tokenized["train"],
+        eval_dataset=prepared.tokenized["validation"],
+        processing_class=prepared.tokenizer,  # its default collator pads each batch to its longest review
+        compute_metrics=make_compute_metrics(prepared.data.label_names),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
     return ReviewTrainer(**{**settings, **overrides}, max_train_batch_tokens=config.run.max_train_batch_tokens or None)
 
 
-def hyperparameter_search(config: RunConfig, run: Prepared) -> None:
+def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     """Search on validation, then set the best trial's parameters on config.training for the final run."""
     args, n_trials = config.training, config.run.hp_search_trials
-    train = run.tokenized["train"]
+    train = prepared.tokenized["train"]
     if config.run.hp_search_train_samples:
         train = take_subset(train, config.run.hp_search_train_samples, args.seed)
     banner(f"Hyperparameter search: {n_trials} trials on {len(train):,} training reviews, scored by validation "
            f"{args.metric_for_best_model}")
     trainer = build_trainer(
-        config, run, model=None, model_init=lambda: load_classifier(config.model, run.data.label_names),
+        config, prepared, model=None, model_init=lambda: load_classifier(config.model, prepared.data.label_names),
         args=search.search_arguments(args), train_dataset=train,
         callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
     )
@@ -474,10 +474,10 @@ def set_cpu_threads(config: RunConfig) -> int | None:
     return threads
 
 
-def log_device_summary(config: RunConfig, run: Prepared) -> None:
+def log_device_summary(config: RunConfig, prepared: Prepared) -> None:
     """One line: the device and every setting chosen for it (precision, TF32, optimizer, loaders, attention)."""
-    logger.info("%s", device_summary(config, getattr(run.model.config, "_attn_implementation", None),
-                                     run.precision_note))
+    logger.info("%s", device_summary(config, getattr(prepared.model.config, "_attn_implementation", None),
+                                     prepared.precision_note))
 
 
 def device_summary(config: RunConfig, attention: str | None, precision_note: str) -> str:

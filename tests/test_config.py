@@ -130,3 +130,12 @@ def test_accelerate_configs_are_valid_yaml_for_accelerate(name):
     assert config.num_processes >= 1
     if name != "cpu_2_processes.yaml":
         assert config.mixed_precision == "bf16"
+
+
+def test_default_output_dir_is_where_the_demo_looks_and_score_names_folders_alike():
+    from finetune import artifacts
+    from finetune.config import default_output_dir, slug
+
+    # artifacts keeps the default run's folder as a constant (the demo imports it, not this module): the same one
+    assert default_output_dir(None, None, None) == artifacts.DEFAULT_OUTPUT_DIR
+    assert slug("All-MiniLM-L6-v2 / Rotten Tomatoes!") == "all-minilm-l6-v2-rotten-tomatoes"
