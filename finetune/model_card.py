@@ -382,7 +382,7 @@ This model also comes in ONNX (opset 20, any batch size and review length), chec
 
 | file | weights | check |
 |---|---|---|
-| `{fp32}` | fp32 | logits within {copy.max_logit_difference:.0e} of PyTorch's |
+| `{fp32}` | fp32 | logits within {copy.max_logit_difference:.1e} of PyTorch's |
 | `{int8}` | int8 (MatMul weights, per channel; dynamic quantization): smaller, faster on a CPU | \
 same label as PyTorch on {copy.int8_same_label} of {copy.reviews_checked} |
 
@@ -391,13 +391,17 @@ Inputs: the tokenizer's, as int64; output: `logits`.
 With ONNX Runtime in Python (`pip install onnxruntime transformers`):
 
 ```python
+import os
+
 import onnxruntime as ort
 from huggingface_hub import hf_hub_download
 from transformers import AutoConfig, AutoTokenizer
 
-REPO = "{repo}"
+REPO = "{repo}"  # a Hub repo, or the model's folder on this machine
 tokenizer, config = AutoTokenizer.from_pretrained(REPO), AutoConfig.from_pretrained(REPO)
-session = ort.InferenceSession(hf_hub_download(REPO, "{fp32}"))  # or "{int8}"
+onnx_file = "{fp32}"  # or "{int8}"
+path = os.path.join(REPO, onnx_file) if os.path.isdir(REPO) else hf_hub_download(REPO, onnx_file)
+session = ort.InferenceSession(path)
 inputs = tokenizer(["The food was great and the staff were lovely."], truncation=True, return_tensors="np")
 logits = session.run(["logits"], {{i.name: inputs[i.name] for i in session.get_inputs()}})[0]
 print([config.id2label[int(i)] for i in logits.argmax(-1)])

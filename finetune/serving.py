@@ -139,7 +139,7 @@ def guess_text_column(columns: list[str], rows: list[dict]) -> tuple[str, str]:
     best = max(texts, key=lambda c: sum(len(row.get(c) or "") for row in rows))  # the same rows: sums rank as means
     if len(columns) == 1:
         return best, f"Classified column '{best}'."
-    return best, (f"No column is named text or review: classified '{best}', the column with the longest texts "
+    return best, (f"No column is named text, review or content: classified '{best}', the column with the longest texts "
                   f"(columns: {', '.join(columns)}). Choose another under 'Review column'.")
 
 

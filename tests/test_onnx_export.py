@@ -151,3 +151,14 @@ def test_push_carries_onnx_files_and_the_demo_loads_them_back_by_repo_id(fake_hu
     local = ReviewClassifier(folder)
     for a, b in zip(run.classifier.predict(TEXTS), local.predict(TEXTS)):
         assert a.scores == b.scores
+
+
+def test_training_run_cards_onnx_snippet_runs_against_the_local_folder(trained_run, capsys):
+    """The card's Python snippet, as written for a folder not yet pushed, loads the folder's ONNX copy (no Hub)."""
+    card = ModelCard.load(trained_run / "README.md").text
+    section = card[card.index(ONNX_HEADING):]
+    snippet = section[section.index("```python\n") + len("```python\n"):section.index("```", section.index("```python\n") + 3)]
+    assert f'REPO = "{trained_run}"' in snippet
+    exec(compile(snippet, "card-snippet", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.strip().strip("[]").strip("'") in ("negative", "positive")
