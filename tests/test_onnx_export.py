@@ -153,12 +153,15 @@ def test_push_carries_onnx_files_and_the_demo_loads_them_back_by_repo_id(fake_hu
         assert a.scores == b.scores
 
 
-def test_training_run_cards_onnx_snippet_runs_against_the_local_folder(trained_run, capsys):
-    """The card's Python snippet, as written for a folder not yet pushed, loads the folder's ONNX copy (no Hub)."""
-    card = ModelCard.load(trained_run / "README.md").text
+def test_training_run_cards_onnx_snippet_runs_against_the_local_folder(trained_run, tmp_path, capsys):
+    """The card's Python snippet, naming a local folder (as a run's card does before a push), loads the folder's
+    ONNX copy: no Hub. (The shared run's card may name a fake-Hub repo by now: other tests push it.)"""
+    folder = _copy(trained_run, tmp_path)
+    hub.point_card_at(folder, str(folder))
+    card = ModelCard.load(folder / "README.md").text
     section = card[card.index(ONNX_HEADING):]
     snippet = section[section.index("```python\n") + len("```python\n"):section.index("```", section.index("```python\n") + 3)]
-    assert f'REPO = "{trained_run}"' in snippet
+    assert f'REPO = "{folder}"' in snippet
     exec(compile(snippet, "card-snippet", "exec"), {})
     printed = capsys.readouterr().out
     assert printed.strip().strip("[]").strip("'") in ("negative", "positive")
