@@ -197,10 +197,6 @@ def csv_head(head: bytes, whole: bool) -> tuple[list[str], list[dict]]:
     return header, rows
 
 
-def csv_header(head: bytes, whole: bool) -> list[str]:
-    return csv_head(head, whole)[0]
-
-
 def file_jobs_in_line(queue) -> int:
     """File jobs waiting or running in Gradio's queue (gradio.queueing.Queue, read as of 6.31)."""
     waiting = [event for line in list(queue.event_queue_per_concurrency_id.values()) for event in line.queue]
