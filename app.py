@@ -41,6 +41,7 @@ from finetune.run_views import (  # noqa: E402
     search_view,
 )
 from finetune.serving import MAX_BATCH_ROWS, MAX_REVIEW_CHARS, MAX_UPLOAD_BYTES, InputProblem  # noqa: E402
+from finetune.truncation import READ_PARTS  # noqa: E402
 
 logger = logging.getLogger("app")
 
@@ -78,7 +79,8 @@ def classify(served: ServedModel, text: str) -> tuple[dict[str, float], str]:
     prediction = served.classifier.predict_one(text)
     note = f"Read {prediction.tokens} tokens."
     if prediction.truncated:
-        note += f" The review is longer than the model's {served.classifier.max_length} tokens: only its beginning was read."
+        note += (f" The review is longer than the model's {served.classifier.max_length} tokens: only "
+                 f"{READ_PARTS[served.classifier.truncation]} was read, as in training.")
     return prediction.scores, note
 
 

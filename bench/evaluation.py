@@ -32,11 +32,15 @@ from _common import machine_line, markdown_table, quiet_libraries, yelp_like_rev
 from transformers import AutoTokenizer, PrinterCallback  # noqa: E402
 
 from finetune import embedded  # noqa: E402
-from finetune.config import parse_config  # noqa: E402
 from finetune.data import load_embedded_reviews  # noqa: E402
 from finetune.inference import ReviewClassifier  # noqa: E402
 from finetune.score import predict_probabilities  # noqa: E402
-from finetune.train import build_trainer, prepare, set_cpu_threads  # noqa: E402
+from finetune.train import (  # noqa: E402
+    build_trainer,
+    parse_run,  # noqa: E402
+    prepare,
+    set_cpu_threads,
+)
 
 
 def write_reviews(path: Path, texts: list[str]) -> Path:
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
             ("train.py now: length-sorted, eval batch 16", []),
         )
         for name, flags in rows_to_run:
-            config = parse_config([
+            config = parse_run([
                 "--train_file", str(train_file), "--validation_file", str(validation_file),
                 "--output_dir", str(workdir / "run"), "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
                 "--export_onnx", "false", *flags,

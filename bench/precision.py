@@ -23,8 +23,11 @@ from _common import machine_line, quiet_libraries  # noqa: E402
 from transformers import DataCollatorWithPadding  # noqa: E402
 
 from finetune import machine, precision  # noqa: E402
-from finetune.config import parse_config  # noqa: E402
-from finetune.train import prepare, set_cpu_threads  # noqa: E402
+from finetune.train import (  # noqa: E402
+    parse_run,  # noqa: E402
+    prepare,
+    set_cpu_threads,
+)
 
 
 def main() -> None:
@@ -33,7 +36,7 @@ def main() -> None:
     own, train_flags = parser.parse_known_args()
     quiet_libraries()
     # --bf16 given: prepare() loads the model and data without probing; the probe runs below, uncached.
-    config = parse_config([*train_flags, "--bf16", "false", "--output_dir", "/tmp/bench-precision"])
+    config = parse_run([*train_flags, "--bf16", "false", "--output_dir", "/tmp/bench-precision"])
     set_cpu_threads(config)
     run = prepare(config)
     print(machine_line())

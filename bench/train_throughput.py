@@ -37,9 +37,13 @@ from _common import (  # noqa: E402
 )
 from transformers import TrainerCallback  # noqa: E402
 
-from finetune.config import parse_config  # noqa: E402
 from finetune.data import load_embedded_reviews  # noqa: E402
-from finetune.train import build_trainer, prepare, set_cpu_threads  # noqa: E402
+from finetune.train import (  # noqa: E402
+    build_trainer,
+    parse_run,  # noqa: E402
+    prepare,
+    set_cpu_threads,
+)
 
 TUTORIAL = "tutorial recipe (pad to 512, batch 8, random order)"
 ROWS = {
@@ -87,7 +91,7 @@ def warm_up(model, tokenizer) -> None:
 
 
 def measure(flags: list[str], data_flags: list[str], samples: int, peak: float, workdir: Path) -> dict:
-    config = parse_config([
+    config = parse_run([
         *data_flags, *flags, "--output_dir", str(workdir / "run"), "--overwrite_output_dir",
         "--num_train_epochs", "1", "--max_train_samples", str(samples), "--eval_strategy", "no",
         "--save_strategy", "no", "--load_best_model_at_end", "false", "--logging_strategy", "no",

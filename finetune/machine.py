@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Flags whose default depends on the device: None in the parsed values means "not given".
-DEVICE_FLAGS = ("bf16", "fp16", "tf32", "dataloader_num_workers", "dataloader_pin_memory")
+from finetune.config import DEVICE_FLAGS
+
 MAX_DATALOADER_WORKERS = 4
 
 
@@ -84,9 +84,23 @@ def device_defaults(given: dict[str, Any], facts: DeviceFacts, accelerate_precis
     return DeviceDefaults(values, reasons, probe)
 
 
+def resolve_device(values: dict[str, Any]) -> tuple[DeviceFacts, DeviceDefaults]:
+    """config.parse_config's device resolver: fills use_cpu and the DEVICE_FLAGS left unset in the parsed values.
+
+    Without an accelerator use_cpu is set: TrainingArguments then sets up CPU processes (gloo) as one
+    distributed job; otherwise two launched processes would each train alone."""
+    if values.get("use_cpu") is None:
+        values["use_cpu"] = not has_accelerator()
+    facts = device_facts(values["use_cpu"])
+    defaults = device_defaults({name: values.get(name) for name in DEVICE_FLAGS}, facts,
+                               os.environ.get("ACCELERATE_MIXED_PRECISION", "no"))
+    values.update(defaults.values)
+    return facts, defaults
+
+
 def device_facts(use_cpu: bool) -> "DeviceFacts":
     """The facts device_defaults needs, read from torch and the operating system."""
-    import torch  # noqa: PLC0415  (config.py imports this module before torch is needed)
+    import torch  # noqa: PLC0415  (torch loads in seconds; the machine is read only when a run is parsed)
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))

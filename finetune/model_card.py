@@ -12,6 +12,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from finetune.artifacts import HEADLINE_METRICS
 from finetune.history import ROW_KEYS
+from finetune.truncation import head_size
 
 TASK = "text-classification"
 CARD_METRICS = HEADLINE_METRICS  # the model-index's metrics, in the card's tables too
@@ -41,6 +42,8 @@ class CardFacts:
     search: dict[str, Any] | None = None  # hp_search.json, when the run searched its hyperparameters
     onnx_copy: Any | None = None  # the checked ONNX copy (onnx_export.OnnxCopy), when the run wrote one
     cost: Any | None = None  # what the run cost (energy.RunCost): the Training cost section, co2_eq_emissions
+    truncation: str = "head"  # which part of a long review the model reads (finetune/truncation.py)
+    max_seq_length: int = 512
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -102,6 +105,7 @@ def _body(facts: CardFacts) -> str:
         'print(classifier("The food was great and the staff were lovely."))\n```\n\n'
         "Or serve it with this project's demo: "
         f"`MODEL_ID={repo} python app.py`.",
+        _truncation_section(repo, facts.truncation, facts.max_seq_length),
         _onnx_section(repo, facts.onnx_copy) if facts.onnx_copy is not None else "",
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history),
         "## Final results\n\n"
@@ -416,6 +420,37 @@ import {{ pipeline }} from '@huggingface/transformers';
 const classifier = await pipeline('text-classification', '{repo}', {{ dtype: 'q8' }});
 console.log(await classifier('The food was great and the staff were lovely.', {{ top_k: null }}));
 ```"""
+
+
+def _truncation_section(repo: str, strategy: str, max_seq_length: int) -> str:
+    """How to read a long review as this model was trained to (nothing to say for the head: `truncation=True`)."""
+    if strategy == "head":
+        return ""
+    room = max_seq_length - 2
+    if strategy == "tail":
+        return (f"### Long reviews\n\nThis model was trained on the **end** of reviews longer than {max_seq_length} "
+                "tokens. Its tokenizer truncates on the left (`truncation_side: left`), so "
+                '`classifier(review, truncation=True)` reads the same end; this project\'s demo and '
+                "`finetune.score` do so too.")
+    head = head_size(room)
+    return (
+        f"### Long reviews\n\nThis model was trained on the **first {head} and the last {room - head}** word pieces "
+        f"of reviews longer than {max_seq_length} tokens (head+tail truncation, Sun et al. 2019). A `pipeline` "
+        "cannot cut a review that way (`truncation=True` keeps its head); this project's demo and `finetune.score` "
+        "do, and so does this:\n\n```python\nimport torch\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+        f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+        f'model = AutoModelForSequenceClassification.from_pretrained("{repo}").eval()\n\n\n'
+        "def read(review: str) -> dict[str, float]:\n"
+        '    ids = tokenizer(review, add_special_tokens=False)["input_ids"]\n'
+        f"    if len(ids) > {room}:  # keep the first {head} and the last {room - head}\n"
+        f"        ids = ids[:{head}] + ids[len(ids) - {room - head}:]\n"
+        "    input_ids = torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]])\n"
+        "    with torch.no_grad():\n"
+        "        probabilities = model(input_ids=input_ids).logits.softmax(-1)[0]\n"
+        "    return {model.config.id2label[i]: float(p) for i, p in enumerate(probabilities)}\n\n\n"
+        'print(read("The food was great and the staff were lovely."))\n```'
+    )
 
 
 def _card_repo(body: str) -> str:

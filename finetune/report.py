@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune import artifacts, embedded
-from finetune.config import RunConfig, public_value
+from finetune.artifacts import public_value
+from finetune.config import RunConfig
 from finetune.energy import RunCost
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
@@ -29,9 +30,11 @@ def framework_versions() -> dict[str, str]:
     return versions
 
 
-def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> dict[str, Any]:
+def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
+                    class_weights: dict[str, float] | None = None) -> dict[str, Any]:
     args = config.training
     dropout = config.model.attention_dropout
+    decay = config.run.layerwise_lr_decay
     return {
         "learning_rate": args.learning_rate,
         "per_device_train_batch_size": args.per_device_train_batch_size,
@@ -45,6 +48,12 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int) -> 
         "optimizer": str(getattr(args.optim, "value", args.optim)),
         "seed": args.seed,
         "max_seq_length": max_seq_length,
+        "truncation": {"head": "head (the first word pieces)", "tail": "tail (the last word pieces)",
+                       "head_tail": "head_tail (the first 128 and the last max_seq_length - 128 word pieces)"}[
+                           config.data.truncation],
+        "layerwise_lr_decay": "off (one rate)" if decay is None else f"{decay} per layer, from the head down",
+        "class_weights": "none" if not class_weights else "balanced: " + ", ".join(
+            f"{name} {weight:.3f}" for name, weight in class_weights.items()),
         "padding": "max_length" if config.data.pad_to_max_length else "dynamic (per batch)",
         "train_sampling_strategy": args.train_sampling_strategy,
         "attention_dropout": "model default" if dropout is None else dropout,
@@ -70,6 +79,7 @@ class RunOutcome:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per phase
     peak_memory_gb: dict[str, float] = field(default_factory=dict)  # main process's peak after each phase
     batches_in_pieces: int = 0  # training batches over --max_train_batch_tokens, run in pieces (main process)
+    class_weights: dict[str, float] | None = None  # --class_weights balanced: class name -> weight
     onnx_copy: OnnxCopy | None = None  # the checked ONNX copy, if the run wrote one
     cost: RunCost | None = None  # wall time, hardware, energy and CO2-equivalent (finetune/energy.py)
 
@@ -108,7 +118,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             "cost": dataclasses.asdict(outcome.cost) if outcome.cost else None,
         },
     )
-    artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
+    artifacts.write_run_config(output_dir, config.to_dict())
     for split, rows in outcome.unlabelled_probabilities.items():
         # [:] reads a column at once; iterating a datasets 5 Column reads row by row (seconds per 10,000 rows)
         write_predictions(output_dir, split, data.unlabelled[split]["text"][:], rows, data.label_names)
@@ -127,7 +137,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         history=history,
         scores=scores,
         confusion_matrices=confusion_matrices,
-        hyperparameters=hyperparameters(config, outcome.max_seq_length, outcome.world_size),
+        hyperparameters=hyperparameters(config, outcome.max_seq_length, outcome.world_size, outcome.class_weights),
         framework_versions=framework_versions(),
         best_metric=config.training.metric_for_best_model or "loss",
         dropped_rows=data.dropped,
@@ -139,6 +149,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         search=artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
         if (output_dir / artifacts.SEARCH_FILE).is_file() else None,
         onnx_copy=outcome.onnx_copy,
+        truncation=config.data.truncation,
+        max_seq_length=outcome.max_seq_length,
         cost=outcome.cost,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)

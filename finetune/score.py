@@ -26,16 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from finetune import artifacts, embedded, hub
-from finetune.artifacts import HEADLINE_METRICS
-from finetune.config import (
-    EMPTY_TEXT_POLICIES,
-    check_data_file,
-    check_file_encoding,
-    looks_like_path,
-    parse_csv_delimiter,
-    public_value,
-    slug,
-)
+from finetune.artifacts import HEADLINE_METRICS, is_local_path, public_value
+from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
 from finetune.logs import setup_logging
 from finetune.mistakes import most_confident_mistakes
@@ -49,17 +41,12 @@ SHOWN_MISTAKES = 5
 
 
 @dataclass
-class ScoreArguments:
-    """The data flags of `finetune/train.py`, for one split, and what to do with the result."""
+class ScoreArguments(ReviewSource):
+    """Where the reviews come from, as `finetune/train.py` reads them (ReviewSource), for one split, and what to
+    do with the result."""
 
-    dataset_name: str | None = field(default=None, metadata={
-        "help": "Hub dataset id (or local dataset folder). Default, with no --test_file either: the embedded Rotten "
-        "Tomatoes critic reviews (the split train.py holds out)."})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
     split: str = field(default="test", metadata={
         "help": "Which split of the dataset to score; with --test_file, the name the results give the file's data."})
-    test_file: str | None = field(default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet file."})
-    text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
     label_column_name: str | None = field(default=None, metadata={
         "help": "Column that holds the label. Default: `label` if the data has one; data without labels is predicted, "
         "not scored."})
@@ -68,16 +55,13 @@ class ScoreArguments:
         "by commas, e.g. positive=fresh,negative=rotten. Unlisted labels keep their names."})
     max_test_samples: int | None = field(default=None, metadata={"help": "Score a seeded random subset of this many reviews."})
     seed: int = field(default=42, metadata={"help": "Seed of the --max_test_samples subset."})
-    empty_text: str = field(default="drop", metadata={
-        "help": "Rows with empty text, or a hidden label (-1 or missing) among labelled ones: 'drop' them (and count "
-        "them) or 'error'."})
-    file_encoding: str = field(default="utf-8", metadata={"help": "Text encoding of --test_file, e.g. cp1252."})
-    csv_delimiter: str | None = field(default=None, metadata={
-        "help": "Field separator of a CSV --test_file: one character or 'tab'. Default: detected."})
     revision: str | None = field(default=None, metadata={"help": "Branch, tag or commit of a Hub model (default: main)."})
     max_seq_length: int | None = field(default=None, metadata={
         "help": "Truncate reviews to this many tokens. Default: what the model was trained with (its run_config.yaml), "
         "else the model's maximum, at most 512."})
+    truncation: str | None = field(default=None, metadata={
+        "help": "Which part of a long review to read: head, tail or head_tail. Default: what the model was trained "
+        "with (saved in its config.json; head for models trained without the option)."})
     batch_size: int = field(default=32, metadata={"help": "Reviews per forward pass (batches of similar length)."})
     output_dir: str | None = field(default=None, metadata={
         "help": "Where evaluation.json and predictions_<split>.csv go. Default: outputs/evaluations/<model>--<data>-<split>."})
@@ -87,23 +71,11 @@ class ScoreArguments:
         "write token: HF_TOKEN or `hf auth login`). Review texts never go into the card."})
 
     def __post_init__(self):
-        if self.dataset_name and self.test_file:
-            raise UsageError("--dataset_name and --test_file both given: pass one source of reviews.")
-        if self.test_file is not None:
-            check_data_file("test_file", self.test_file)
-        for flag in ("max_test_samples", "max_seq_length", "batch_size"):
-            value = getattr(self, flag)
-            if value is not None and value <= 0:
-                raise UsageError(f"--{flag} {value}: must be a positive number.")
-        if self.empty_text not in EMPTY_TEXT_POLICIES:
-            raise UsageError(f"--empty_text {self.empty_text}: choose one of {', '.join(EMPTY_TEXT_POLICIES)}.")
-        check_file_encoding(self.file_encoding)
-        self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
+        super().__post_init__()
+        check_positive(self, "max_test_samples", "max_seq_length", "batch_size")
+        if self.truncation is not None:
+            check_choice("truncation", self.truncation, TRUNCATION_STRATEGIES)
         self.labels = parse_label_map(self.label_map)
-
-    @property
-    def uses_embedded_data(self) -> bool:
-        return self.dataset_name is None and self.test_file is None
 
 
 def parse_label_map(text: str | None) -> dict[str, str]:
@@ -123,10 +95,13 @@ def parse_label_map(text: str | None) -> dict[str, str]:
 def parse_args(argv: list[str]) -> tuple[str, ScoreArguments]:
     from transformers import HfArgumentParser
 
+    from finetune.data_files import check_files
+
     parser = HfArgumentParser(ScoreArguments, prog="python -m finetune.score",
                               description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="a model folder (e.g. outputs/<run>) or a Hub repo id (e.g. me/minilm-reviews)")
     args, rest = parser.parse_args_into_dataclasses(argv)
+    check_files(args)
     return rest.model, args
 
 
@@ -153,14 +128,15 @@ def load_model(model_ref: str, args: ScoreArguments, token: str | None):
     from finetune.inference import ReviewClassifier
 
     local = Path(model_ref).expanduser().is_dir()
-    if not local and looks_like_path(model_ref):
+    if not local and is_local_path(model_ref):
         raise UsageError(f"MODEL {model_ref}: no such folder. Pass a model folder, e.g. outputs/<run>, or a Hub "
                          "repo id such as me/minilm-reviews.")
     try:
         commit = None if local else hub.api(token).model_info(model_ref, revision=args.revision).sha
         revision = commit or args.revision
         trained_length = args.max_seq_length or training_max_length(model_ref, token, revision)
-        return ReviewClassifier(model_ref, token=token, max_length=trained_length, revision=revision), commit
+        return ReviewClassifier(model_ref, token=token, max_length=trained_length, revision=revision,
+                                truncation=args.truncation), commit
     except Exception as err:  # OSError (no folder, no repo, no access), HTTP errors, bad files
         raise UsageError(
             f"MODEL {model_ref}{f' (revision {args.revision})' if args.revision else ''}: could not load a "
@@ -361,6 +337,7 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
         "dropped_rows": reviews.dropped_rows,
         "hidden_label_rows_dropped": reviews.hidden_label_rows,
         "max_seq_length": classifier.max_length,
+        "truncation": classifier.truncation,
         "scores": None,
         "confusion_matrix": None,
         "predictions": artifacts.predictions_file(reviews.split),

@@ -34,6 +34,9 @@ DEFAULT_SPACE: dict[str, dict[str, Any]] = {
     "weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
 }
 SPACE_TYPES = ("float", "int", "categorical")
+# Settings of this project (RunArguments) a trial may set besides TrainingArguments: the Trainer sets a trial's
+# parameters on its arguments, where the trainer reads these (finetune/batching.py create_optimizer).
+RUN_SETTINGS = ("layerwise_lr_decay",)
 PRUNE_AFTER_TRIALS = 2  # finished trials needed before a median means anything
 PRUNE_FROM_EVALUATION = 1  # the first epoch of a trial is never judged
 
@@ -73,7 +76,7 @@ def parse_space(text: str | None) -> dict[str, dict[str, Any]]:
     if not isinstance(space, dict) or not space:
         raise UsageError("--hp_search_space: expected a mapping of TrainingArguments names to ranges, e.g. "
                          '{"learning_rate": {"type": "float", "low": 1e-5, "high": 1e-4, "log": true}}.')
-    known = {f.name for f in TrainingArguments.__dataclass_fields__.values()}
+    known = {f.name for f in TrainingArguments.__dataclass_fields__.values()} | set(RUN_SETTINGS)
     for name, spec in space.items():
         where = f"--hp_search_space {name}"
         if name not in known:
@@ -176,12 +179,15 @@ class TrialMonitor(TrainerCallback):
         return current < median if self.maximize else current > median
 
 
-def search_arguments(args: TrainingArguments) -> TrainingArguments:
+def search_arguments(args: TrainingArguments, run: Any = None) -> TrainingArguments:
     """The run's arguments for the trials: no checkpoints (a trial's model is thrown away), no best-model
-    reload (its score is tracked instead), a cheap evaluation every epoch."""
+    reload (its score is tracked instead), a cheap evaluation every epoch; and the RUN_SETTINGS of `run`
+    (RunArguments), which a trial may change."""
     trial_args = copy.deepcopy(args)
     trial_args.save_strategy = "no"
     trial_args.load_best_model_at_end = False
+    for name in RUN_SETTINGS:
+        setattr(trial_args, name, getattr(run, name, None))
     return trial_args
 
 
@@ -231,11 +237,15 @@ def run_search(trainer: Trainer, space: dict[str, dict[str, Any]], n_trials: int
                         records, best.params, best.value)
 
 
-def apply_params(args: TrainingArguments, params: dict[str, Any]) -> None:
-    """Set the chosen parameters on the run's own arguments, cast to each setting's declared type (not to its
-    current value's: warmup_steps, a float, defaults to the int 0, and int(0.15) would drop the warmup)."""
+def apply_params(args: TrainingArguments, params: dict[str, Any], run: Any = None) -> None:
+    """Set the chosen parameters on the run's own arguments (RUN_SETTINGS on `run`, its RunArguments), cast to
+    each setting's declared type (not to its current value's: warmup_steps, a float, defaults to the int 0,
+    and int(0.15) would drop the warmup)."""
     fields = type(args).__dataclass_fields__
     for name, value in params.items():
+        if name in RUN_SETTINGS:
+            setattr(run, name, float(value))
+            continue
         declared, old = fields[name].type if name in fields else None, getattr(args, name)
         if declared in (int, float, bool, str):
             value = declared(value)

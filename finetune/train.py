@@ -29,7 +29,7 @@ from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 from transformers.trainer_callback import TrainerCallback
 
-from finetune import artifacts, energy, hub, hub_checkpoints, logs, machine, memory, precision, search
+from finetune import artifacts, data_files, energy, hub, hub_checkpoints, logs, machine, memory, objective, precision, search
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything is loaded: the whole run's energy. One process per machine reads its counters.
     meter = energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
     try:
-        config = parse_config(argv)
+        config = parse_run(argv)
         setup_logging(config)
         intensity = energy.carbon_intensity(config.run.carbon_intensity)
         set_cpu_threads(config)
@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
                              repo_id=push_target.repo_id if push_target else None,
-                             batches_in_pieces=trainer.batches_in_pieces)
+                             batches_in_pieces=trainer.batches_in_pieces,
+                             class_weights=dict(zip(data.label_names, prepared.class_weights))
+                             if prepared.class_weights else None)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
                                             update_card=False)
@@ -207,7 +209,25 @@ def start_run_folder(config: RunConfig, resume: str | None) -> None:
                 logger.info("--overwrite_output_dir: the previous run (%s) waits in %s until this run has saved "
                             "its model", ", ".join(moved), output_dir / artifacts.PREVIOUS_RUN_DIR)
         output_dir.mkdir(parents=True, exist_ok=True)
-        artifacts.write_yaml(output_dir, artifacts.CONFIG_FILE, config.to_dict())
+        artifacts.write_run_config(output_dir, config.to_dict())
+
+
+def parse_run(argv: list[str] | None = None) -> RunConfig:
+    """The command line, parsed (config.parse_config, with this machine's device defaults), then the checks
+    that read more than the flags, all before a model is loaded: the data files, a model folder, the search
+    space, and the repo a Hub resume downloads from."""
+    config = parse_config(argv, machine.resolve_device)
+    data_files.check_files(config.data)
+    model = config.model.model_name_or_path
+    if model is not None and artifacts.is_local_path(model) and not Path(model).expanduser().is_dir():
+        raise UsageError(
+            f"--model_name_or_path {model}: no such folder. Pass an existing model folder, a Hub id such as "
+            "google-bert/bert-base-cased, or leave the flag out for the embedded MiniLM."
+        )
+    search.parse_space(config.run.hp_search_space)  # a bad space fails now, not after training
+    if artifacts.is_hub_resume(config.training.resume_from_checkpoint):
+        hub_checkpoints.resume_repo(config.training.resume_from_checkpoint, config.training.hub_model_id)
+    return config
 
 
 def finish_command(argv: list[str]) -> str:
@@ -242,6 +262,7 @@ class Prepared:
     unlabelled: DatasetDict  # tokenized splits whose labels are hidden: predicted, not scored; sorted too
     orders: dict[str, np.ndarray]  # split -> sort_by_length's order, to put per-review results back
     precision_note: str = ""  # how the mixed precision was chosen, for the device summary line
+    class_weights: list[float] | None = None  # --class_weights balanced: per class id (finetune/objective.py)
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -252,7 +273,7 @@ def prepare(config: RunConfig) -> Prepared:
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed)
         # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
-        cache = dict(num_proc=config.data.preprocessing_num_workers,
+        cache = dict(num_proc=config.data.preprocessing_num_workers, truncation=config.data.truncation,
                      overwrite_cache=config.data.overwrite_cache and config.training.process_index == 0)
         tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length, **cache)
         unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length, **cache)
@@ -266,8 +287,18 @@ def prepare(config: RunConfig) -> Prepared:
     check_metric_name(config.training.metric_for_best_model, data.label_names)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
+    # Saved with the model (config.json; a tail model's tokenizer also truncates on the left, so that a plain
+    # `pipeline` reads the same end): the demo and finetune.score read reviews as training did.
+    model.config.review_truncation = config.data.truncation
+    side = "left" if config.data.truncation == "tail" else "right"
+    tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
     note = choose_precision(config, model, tokenized["train"], tokenizer)
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note)
+    weights = None
+    if config.run.class_weights == "balanced":
+        weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
+        logger.info("class weights (--class_weights balanced): %s",
+                    ", ".join(f"{name} {w:.3f}" for name, w in zip(data.label_names, weights)))
+    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights)
 
 
 def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
@@ -297,7 +328,10 @@ def build_trainer(config: RunConfig, prepared: Prepared, **overrides) -> Trainer
         compute_metrics=make_compute_metrics(prepared.data.label_names),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
-    return ReviewTrainer(**{**settings, **overrides}, max_train_batch_tokens=config.run.max_train_batch_tokens or None)
+    if config.run.class_weights == "balanced" and "compute_loss_func" not in overrides:
+        settings["compute_loss_func"] = objective.weighted_cross_entropy(prepared.class_weights)
+    return ReviewTrainer(**{**settings, **overrides}, max_train_batch_tokens=config.run.max_train_batch_tokens or None,
+                         layerwise_lr_decay=config.run.layerwise_lr_decay)
 
 
 def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
@@ -310,7 +344,7 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
            f"{args.metric_for_best_model}")
     trainer = build_trainer(
         config, prepared, model=None, model_init=lambda: load_classifier(config.model, prepared.data.label_names),
-        args=search.search_arguments(args), train_dataset=train,
+        args=search.search_arguments(args, config.run), train_dataset=train,
         callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
     )
     result = search.run_search(trainer, search.parse_space(config.run.hp_search_space), n_trials,
@@ -318,7 +352,7 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     best = [result.best_params if result else None]
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(best, src=0)
-    search.apply_params(args, best[0])
+    search.apply_params(args, best[0], config.run)
     if result is not None:
         artifacts.write_json(Path(args.output_dir), artifacts.SEARCH_FILE, result.to_dict())
         logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)

@@ -10,9 +10,8 @@ from datasets import Dataset
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
 from finetune import artifacts, precision
-from finetune.config import parse_config
 from finetune.machine import DeviceFacts, device_defaults
-from finetune.train import main
+from finetune.train import main, parse_run
 
 CPU = DeviceFacts("cpu", "Intel(R) Xeon(R) Processor", cores=2)
 H100 = DeviceFacts("cuda", "NVIDIA H100 80GB HBM3", cores=16, bf16_supported=True, tf32_supported=True)
@@ -80,9 +79,9 @@ def test_device_defaults_leave_the_precision_to_accelerate_launch():
 
 def test_parse_config_leaves_the_cpu_precision_to_the_probe(monkeypatch):
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
-    assert parse_config(["--bf16", "false"]).training.mixed_precision == "no"
-    assert parse_config(["--bf16", "true"]).training.mixed_precision == "bf16"
-    config = parse_config([])
+    assert parse_run(["--bf16", "false"]).training.mixed_precision == "no"
+    assert parse_run(["--bf16", "true"]).training.mixed_precision == "bf16"
+    config = parse_run([])
     assert config.device_defaults.probe_precision and config.training.mixed_precision == "no"  # until the probe
     precision.apply(config.training, True)
     assert (config.training.bf16, config.training.mixed_precision) == (True, "bf16")
@@ -231,7 +230,7 @@ def test_the_probes_choice_reaches_the_accelerator(tiny_classifier, tmp_path):
     model, _, _ = tiny_classifier
     for bf16, expected in ((True, "bf16"), (False, "no")):
         # Fresh arguments each time: building TrainingArguments' device resets accelerate's one state.
-        args = parse_config(["--output_dir", str(tmp_path / "out"), "--eval_strategy", "no",
+        args = parse_run(["--output_dir", str(tmp_path / "out"), "--eval_strategy", "no",
                              "--load_best_model_at_end", "false"]).training
         precision.apply(args, bf16)
         assert Trainer(model=model, args=args).accelerator.mixed_precision == expected

@@ -1,16 +1,18 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from finetune import artifacts, precision
-from finetune.config import PROJECT_DEFAULTS, default_output_dir, parse_config
+from finetune.config import PROJECT_DEFAULTS, default_output_dir
 from finetune.errors import UsageError
+from finetune.train import parse_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_parse_config_applies_project_defaults():
-    config = parse_config([])
+    config = parse_run([])
     assert config.training.eval_strategy.value == "epoch"
     assert config.training.metric_for_best_model == "f1"
     assert config.training.load_best_model_at_end is True
@@ -24,7 +26,7 @@ def test_parse_config_applies_project_defaults():
 def test_parse_config_command_line_wins_over_recipe(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("num_train_epochs: 7\nlearning_rate: 1.0e-4\nmax_train_samples: 50\n")
-    config = parse_config(["--config", str(recipe), "--num_train_epochs", "2"])
+    config = parse_run(["--config", str(recipe), "--num_train_epochs", "2"])
     assert config.training.num_train_epochs == 2
     assert config.training.learning_rate == pytest.approx(1e-4)
     assert config.data.max_train_samples == 50
@@ -35,22 +37,22 @@ def test_parse_config_rejects_unknown_recipe_key(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("num_train_epoch: 3\n")
     with pytest.raises(UsageError, match="unknown key.*num_train_epoch"):
-        parse_config(["--config", str(recipe)])
+        parse_run(["--config", str(recipe)])
 
 
 def test_parse_config_rejects_missing_recipe():
     with pytest.raises(UsageError, match="--config nowhere.yaml: no such file"):
-        parse_config(["--config", "nowhere.yaml"])
+        parse_run(["--config", "nowhere.yaml"])
 
 
 @pytest.mark.parametrize("recipe", sorted((REPO_ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_parses(recipe):
-    config = parse_config(["--config", str(recipe)])
+    config = parse_run(["--config", str(recipe)])
     assert config.training.output_dir.startswith("outputs/")
 
 
 def test_recipe_for_tutorial_matches_the_tutorial():
-    config = parse_config(["--config", str(REPO_ROOT / "recipes" / "bert-base-cased-yelp.yaml")])
+    config = parse_run(["--config", str(REPO_ROOT / "recipes" / "bert-base-cased-yelp.yaml")])
     assert config.model.model_name_or_path == "google-bert/bert-base-cased"
     assert config.data.dataset_name == "yelp_review_full"
     assert config.data.max_train_samples == 1000 and config.data.max_eval_samples == 1000
@@ -70,14 +72,14 @@ def test_recipe_for_tutorial_matches_the_tutorial():
 )
 def test_parse_config_bad_values_name_the_flag(argv, message):
     with pytest.raises(UsageError, match=message.replace(".", r"\.").replace("/", "/")):
-        parse_config(argv)
+        parse_run(argv)
 
 
 def test_parse_config_rejects_unsupported_file_type(tmp_path):
     path = tmp_path / "reviews.xlsx"
     path.write_text("x")
     with pytest.raises(UsageError, match="unsupported file type"):
-        parse_config(["--train_file", str(path)])
+        parse_run(["--train_file", str(path)])
 
 
 def test_default_output_dir_names_model_and_data():
@@ -88,21 +90,24 @@ def test_default_output_dir_names_model_and_data():
 
 def test_parse_config_refuses_a_token_flag_without_repeating_it(tmp_path):
     with pytest.raises(UsageError, match="HF_TOKEN") as refused:
-        parse_config(["--hub_token", "hf_secret_value"])
+        parse_run(["--hub_token", "hf_secret_value"])
     assert "hf_secret_value" not in str(refused.value)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("hub_token: hf_secret_value\n")
     with pytest.raises(UsageError, match="--hub_token") as refused:
-        parse_config(["--config", str(recipe)])
+        parse_run(["--config", str(recipe)])
     assert "hf_secret_value" not in str(refused.value)
 
 
-def test_run_config_to_dict_keeps_file_names_not_local_paths(tmp_path):
+def test_saved_run_config_keeps_file_names_not_local_paths(tmp_path):
+    from finetune import artifacts
+
     data = tmp_path / "confidential" / "reviews.csv"
     data.parent.mkdir()
     data.write_text("text,label\ngood,pos\n")
-    config = parse_config(["--train_file", str(data), "--output_dir", str(tmp_path / "out" / "run")])
-    saved = config.to_dict()
+    config = parse_run(["--train_file", str(data), "--output_dir", str(tmp_path / "out" / "run")])
+    artifacts.write_run_config(tmp_path, config.to_dict())
+    saved = yaml.safe_load((tmp_path / artifacts.CONFIG_FILE).read_text())
     assert str(tmp_path) not in str(saved)
     assert saved["data"]["train_file"] == "reviews.csv" and saved["training"]["output_dir"] == "run"
 
@@ -112,12 +117,12 @@ def test_mixed_precision_from_accelerate_launch_reaches_the_card(monkeypatch):
     from finetune.report import hyperparameters
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
-    config = parse_config([])
+    config = parse_run([])
     assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
-    assert hyperparameters(parse_config(["--bf16", "false"]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
+    assert hyperparameters(parse_run(["--bf16", "false"]), max_seq_length=128, world_size=1)["mixed_precision"] == "no"
     # Unset on a CPU: the probe in train.py's prepare() decides (tests/test_bf16.py), and the card says which.
-    config = parse_config([])
+    config = parse_run([])
     precision.apply(config.training, True)
     assert hyperparameters(config, max_seq_length=128, world_size=1)["mixed_precision"] == "bf16"
 

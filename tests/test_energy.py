@@ -31,10 +31,10 @@ def test_carbon_intensity_flag_then_environment_then_world_average():
 
 
 def test_carbon_intensity_flag_refuses_a_negative_value(tmp_path):
-    from finetune.config import parse_config
+    from finetune.train import parse_run
 
     with pytest.raises(UsageError, match="--carbon_intensity -5"):
-        parse_config(["--output_dir", str(tmp_path / "run"), "--carbon_intensity", "-5"])
+        parse_run(["--output_dir", str(tmp_path / "run"), "--carbon_intensity", "-5"])
 
 
 def _zone(root, name, zone_name, energy_uj, wrap=1_000_000_000):

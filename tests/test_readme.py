@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import parse_config
+from finetune.train import parse_run
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = (REPO_ROOT / "README.md").read_text()
@@ -38,7 +38,7 @@ def test_readme_train_command_parses(line, tmp_path, monkeypatch):
     (tmp_path / "reviews.csv").write_text("review,stars\ngood,5\n")
     words = shlex.split(line.replace("[", "").replace("]", ""))
     flags = words[words.index("finetune/train.py") + 1:]
-    config = parse_config(flags)
+    config = parse_run(flags)
     assert config.training.output_dir
 
 

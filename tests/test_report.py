@@ -8,8 +8,8 @@ import io
 import transformers
 
 from finetune import artifacts, report
-from finetune.config import parse_config
 from finetune.report import framework_versions, hyperparameters, write_predictions
+from finetune.train import parse_run
 
 
 def _rows(path):
@@ -74,7 +74,7 @@ def test_write_predictions_replaces_an_earlier_file_whole(tmp_path):
 
 
 def test_hyperparameters_report_the_settings_a_run_trained_with():
-    config = parse_config(["--learning_rate", "2e-5", "--per_device_train_batch_size", "8",
+    config = parse_run(["--learning_rate", "2e-5", "--per_device_train_batch_size", "8",
                            "--gradient_accumulation_steps", "4", "--num_train_epochs", "3", "--seed", "7",
                            "--lr_scheduler_type", "cosine", "--warmup_steps", "0.1", "--weight_decay", "0.01",
                            "--bf16", "false", "--metric_for_best_model", "accuracy", "--attention_dropout", "0.1"])
@@ -96,7 +96,7 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
 
 
 def test_hyperparameters_say_how_a_run_pads_stops_early_and_keeps_dropout():
-    config = parse_config(["--pad_to_max_length", "true", "--early_stopping_patience", "2",
+    config = parse_run(["--pad_to_max_length", "true", "--early_stopping_patience", "2",
                            "--early_stopping_threshold", "0.01", "--bf16", "false"])
     config.model.attention_dropout = None  # the model's own dropout, as its config.json says
     found = hyperparameters(config, max_seq_length=64, world_size=1)

@@ -293,11 +293,11 @@ def test_search_flags_that_cannot_work_are_refused(tiny_bert, review_files, tmp_
 
 
 def test_search_space_comes_from_a_recipe_mapping(tmp_path):
-    from finetune.config import parse_config
+    from finetune.train import parse_run
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("hp_search_trials: 3\nhp_search_space:\n  weight_decay: {type: float, low: 0.0, high: 0.3}\n")
-    config = parse_config(["--config", str(recipe)])
+    config = parse_run(["--config", str(recipe)])
     assert json.loads(config.run.hp_search_space) == {"weight_decay": {"type": "float", "low": 0.0, "high": 0.3}}
 
 

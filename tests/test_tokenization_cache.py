@@ -12,9 +12,10 @@ from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, TrainingArguments
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from finetune.config import DataArguments, parse_config
+from finetune.config import DataArguments
 from finetune.data import load_review_data, sort_by_length, tokenize_splits
 from finetune.errors import UsageError
+from finetune.train import parse_run
 
 
 @pytest.fixture
@@ -148,8 +149,8 @@ def test_review_trainer_sampler_reads_the_length_column_not_the_rows(tiny_bert, 
 
 
 def test_parse_config_takes_the_cache_flags_and_refuses_zero_workers():
-    config = parse_config(["--overwrite_cache", "true", "--preprocessing_num_workers", "3"])
+    config = parse_run(["--overwrite_cache", "true", "--preprocessing_num_workers", "3"])
     assert config.data.overwrite_cache is True and config.data.preprocessing_num_workers == 3
-    assert parse_config([]).data.overwrite_cache is False
+    assert parse_run([]).data.overwrite_cache is False
     with pytest.raises(UsageError, match="--preprocessing_num_workers 0: must be at least 1"):
-        parse_config(["--preprocessing_num_workers", "0"])
+        parse_run(["--preprocessing_num_workers", "0"])
