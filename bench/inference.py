@@ -89,7 +89,7 @@ class ClassifierPath:
 
 
 class EveryLinearInt8Path(ClassifierPath):
-    """The alternative app.py does not take: every Linear layer in int8 (STACK.md's recipe)."""
+    """The alternative app.py does not take: every Linear layer in int8 (torch.ao quantize_dynamic over nn.Linear)."""
 
     def __init__(self, model_dir: str, per_channel: bool):
         super().__init__(model_dir, quantize=False, engine="pytorch")

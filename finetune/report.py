@@ -10,7 +10,7 @@ from typing import Any
 
 from finetune import artifacts, embedded
 from finetune.artifacts import public_value
-from finetune.config import RunConfig
+from finetune.config import PROJECT_DEFAULTS, DataArguments, RunConfig
 from finetune.energy import RunCost
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
@@ -62,7 +62,23 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         "metric_for_best_model": args.metric_for_best_model,
         "early_stopping": "off" if config.run.early_stopping_patience is None else (
             f"patience {config.run.early_stopping_patience} evaluations, threshold {config.run.early_stopping_threshold}"),
+        **({"seed spread of this recipe": DEFAULT_RECIPE_SPREAD} if uses_default_recipe(config) else {}),
     }
+
+
+# What a different seed alone does to the default recipe's scores, where it is known: bench/quality.py's
+# 3 seeds on each of its datasets (bench/results/2026-12-01-quality.jsonl; bench/README.md "Quality suite").
+DEFAULT_RECIPE_SPREAD = (
+    "test macro F1 moved by a standard deviation of 0.008 to 0.028 across 3 seeds on bench/quality.py's 4 datasets "
+    "(500-review subsets; rotten_tomatoes 0.008, clothing_recommend 0.011, imdb_long 0.025, clothing_stars 0.028): "
+    "a single run's score carries about that much seed noise")
+RECIPE_FLAGS = ("num_train_epochs", "learning_rate", "warmup_steps", "weight_decay")
+
+
+def uses_default_recipe(config: RunConfig) -> bool:
+    same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS)
+    return (same and config.data.truncation == DataArguments().truncation and config.run.layerwise_lr_decay is None
+            and config.run.class_weights == "none")
 
 
 @dataclass

@@ -4,7 +4,7 @@ It speaks what `huggingface_hub` and `transformers` ask for, the way the real Hu
 where it matters, and keeps every repo's files and every request in memory so that tests
 can read what was pushed. Test code, not product code.
 
-What it serves (the real client's requests; see STACK.md):
+What it serves (the requests huggingface_hub 2 really sends):
 - repos: create (409 if it exists), info, tree, visibility change (PUT .../settings), files
   back through `resolve` (HEAD/GET, with X-Repo-Commit and ETag; 404 + EntryNotFound).
 - revisions: `resolve/{rev}` and `.../revision/{rev}` serve main or any commit's sha, with the

@@ -144,3 +144,19 @@ def test_default_output_dir_is_where_the_demo_looks_and_score_names_folders_alik
     # artifacts keeps the default run's folder as a constant (the demo imports it, not this module): the same one
     assert default_output_dir(None, None, None) == artifacts.DEFAULT_OUTPUT_DIR
     assert slug("All-MiniLM-L6-v2 / Rotten Tomatoes!") == "all-minilm-l6-v2-rotten-tomatoes"
+
+
+def test_the_default_recipe_is_the_one_the_quality_suite_chose():
+    """README and bench/README.md say the default is bench/quality.py's recipe `previous` with --truncation tail."""
+    import importlib.util
+
+    from finetune.config import DataArguments
+
+    spec = importlib.util.spec_from_file_location("quality", REPO_ROOT / "bench" / "quality.py")
+    quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(quality)
+    flags = quality.RECIPES["previous"]
+    chosen = {flags[i].removeprefix("--"): flags[i + 1] for i in range(0, len(flags), 2)}
+    assert chosen.pop("truncation") == "head"  # pinned: the suite's rows ran before tail became the default
+    assert {name: float(value) for name, value in chosen.items()} == {name: float(PROJECT_DEFAULTS[name]) for name in chosen}
+    assert DataArguments().truncation == "tail" and quality.RECIPES["previous_tail"][-1] == "tail"

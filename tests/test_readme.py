@@ -36,6 +36,7 @@ def test_readme_train_command_parses(line, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "recipes").symlink_to(REPO_ROOT / "recipes")
     (tmp_path / "reviews.csv").write_text("review,stars\ngood,5\n")
+    (tmp_path / "outputs" / "minilm-mlm").mkdir(parents=True)  # what the README's finetune.pretrain line makes
     words = shlex.split(line.replace("[", "").replace("]", ""))
     flags = words[words.index("finetune/train.py") + 1:]
     config = parse_run(flags)
@@ -93,3 +94,12 @@ def test_readme_space_command_parses(line):
     words = shlex.split(line)
     args = parse_args(words[words.index("finetune.space") + 1:])
     assert args.space and args.model_id
+
+
+@pytest.mark.parametrize("line", list(_module_lines("finetune.pretrain")))
+def test_readme_pretrain_command_parses(line):
+    from finetune.pretrain import parse_args
+
+    words = shlex.split(line)
+    model, data, run = parse_args(words[words.index("finetune.pretrain") + 1:])
+    assert run.output_dir and run.num_train_epochs > 0

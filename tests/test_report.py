@@ -81,14 +81,15 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
     found = hyperparameters(config, max_seq_length=128, world_size=2)
     assert list(found) == ["learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "processes",
                            "total_train_batch_size", "num_train_epochs", "lr_scheduler_type", "warmup_steps",
-                           "weight_decay", "optimizer", "seed", "max_seq_length", "padding",
-                           "train_sampling_strategy", "attention_dropout", "mixed_precision", "metric_for_best_model",
+                           "weight_decay", "optimizer", "seed", "max_seq_length", "truncation", "layerwise_lr_decay",
+                           "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "mixed_precision", "metric_for_best_model",
                            "early_stopping"]
     assert {k: v for k, v in found.items() if k != "optimizer"} == {
         "learning_rate": 2e-5, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "processes": 2,
         "total_train_batch_size": 64,  # 8 reviews x 4 accumulated batches x 2 processes
         "num_train_epochs": 3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "weight_decay": 0.01, "seed": 7,
-        "max_seq_length": 128, "padding": "dynamic (per batch)", "train_sampling_strategy": "group_by_length",
+        "max_seq_length": 128, "truncation": "tail (the last word pieces)", "layerwise_lr_decay": "off (one rate)",
+        "class_weights": "none", "padding": "dynamic (per batch)", "train_sampling_strategy": "group_by_length",
         "attention_dropout": 0.1, "mixed_precision": "no", "metric_for_best_model": "accuracy", "early_stopping": "off",
     }
     # Enums are written as their plain values (the card and run_config.yaml show text, not a class name).
@@ -121,3 +122,12 @@ def test_framework_versions_are_the_installed_ones_in_a_fixed_order():
 def test_framework_versions_leave_out_a_package_that_is_not_installed(monkeypatch):
     monkeypatch.setattr(report, "FRAMEWORKS", ("transformers", "no-such-package-for-this-test"))
     assert framework_versions() == {"transformers": transformers.__version__}
+
+
+def test_the_card_states_the_seed_spread_of_the_default_recipe_only():
+    from finetune.report import DEFAULT_RECIPE_SPREAD
+
+    assert hyperparameters(parse_run([]), max_seq_length=128, world_size=1)["seed spread of this recipe"] == \
+        DEFAULT_RECIPE_SPREAD
+    for flags in (["--num_train_epochs", "2"], ["--truncation", "head"], ["--class_weights", "balanced"]):
+        assert "seed spread of this recipe" not in hyperparameters(parse_run(flags), max_seq_length=128, world_size=1)

@@ -86,6 +86,13 @@ def test_a_run_saves_its_truncation_and_the_serving_path_reads_reviews_the_same_
     head = ReviewClassifier(output_dir, engine="pytorch", max_length=16, truncation="head").predict_one(review)
     assert head.scores != pytest.approx(prediction.scores, abs=1e-6)  # the flag is not ignored
 
+    from finetune.score import main as score
+
+    for flags, expected in (([], strategy), (["--truncation", "head"], "head")):
+        out = tmp_path / f"score-{expected}"
+        assert score([str(output_dir), "--test_file", str(review_files["test"]), "--output_dir", str(out), *flags]) == 0
+        assert json.loads((out / "evaluation.json").read_text())["truncation"] == expected
+
 
 def test_a_bad_truncation_is_refused_before_any_work():
     from finetune.errors import UsageError
