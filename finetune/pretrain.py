@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
 
     from finetune import machine
+    from finetune.artifacts import public_value
     from finetune.config import default_output_dir
     from finetune.modeling import max_sequence_length, resolve_model_path
 
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_length": max_length, "seconds": round(seconds, 1),
         "held_out_mlm_loss": {"before": round(before, 4), "after": round(after, 4)},
         "held_out_perplexity": {"before": round(math.exp(before), 2), "after": round(math.exp(after), 2)},
-        "settings": {k: v for k, v in asdict(run).items() if k != "output_dir"},
+        "settings": {k: public_value(v) for k, v in asdict(run).items() if k != "output_dir"},  # no local paths
     }
     (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
     logger.info("held-out masked-LM loss %.3f -> %.3f (perplexity %.1f -> %.1f) in %.0f s; the model is in %s",

@@ -43,6 +43,7 @@ def test_a_model_without_a_masked_lm_head_gets_one_learns_and_fine_tunes_from_th
                                "--num_train_epochs", "3", "--learning_rate", "1e-3")) == 0
     result = json.loads((output_dir / pretrain.RESULT_FILE).read_text())
     assert result["texts"] + result["held_out_texts"] == 96 + 400
+    assert result["settings"]["unlabelled_file"] == "unlabelled.csv"  # its name, not where it lies on this disk
     assert result["held_out_mlm_loss"]["after"] < result["held_out_mlm_loss"]["before"] - 0.5
     assert "trained alone first (encoder frozen)" in capsys.readouterr().err  # tiny_bert has no head: a new one
     saved = json.loads((output_dir / "config.json").read_text())

@@ -82,8 +82,8 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
     assert list(found) == ["learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "processes",
                            "total_train_batch_size", "num_train_epochs", "lr_scheduler_type", "warmup_steps",
                            "weight_decay", "optimizer", "seed", "max_seq_length", "truncation", "layerwise_lr_decay",
-                           "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "mixed_precision", "metric_for_best_model",
-                           "early_stopping"]
+                           "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "mixed_precision",
+                           "metric_for_best_model", "early_stopping"]
     assert {k: v for k, v in found.items() if k != "optimizer"} == {
         "learning_rate": 2e-5, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "processes": 2,
         "total_train_batch_size": 64,  # 8 reviews x 4 accumulated batches x 2 processes
