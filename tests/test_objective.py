@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_run_args
 
 from finetune import objective
 from finetune.errors import UsageError
-from tests.conftest import tiny_run_args
 
 
 def test_balanced_weights_make_each_class_count_alike():
@@ -64,8 +64,9 @@ def test_class_weights_change_the_training_loss_on_imbalanced_data(tiny_bert, re
     """On 3:1 data the weighted loss differs from the plain one: the option is not ignored."""
     import json
 
+    from conftest import make_reviews, write_csv
+
     from finetune.train import main
-    from tests.conftest import make_reviews, write_csv
 
     rows = [r for r in make_reviews(160, seed=5) if r["label"] == "positive"][:72] + \
         [r for r in make_reviews(160, seed=5) if r["label"] == "negative"][:24]

@@ -3,9 +3,9 @@
 import json
 
 import pytest
+from conftest import make_reviews, tiny_run_args, write_csv
 
 from finetune import pretrain
-from tests.conftest import make_reviews, tiny_run_args, write_csv
 
 
 def _args(tiny_bert, review_files, output_dir, *extra):

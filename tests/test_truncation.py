@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from conftest import FILLER, tiny_run_args
 
 from finetune import truncation
 from finetune.inference import ReviewClassifier
-from tests.conftest import FILLER, tiny_run_args
 
 
 def test_keep_takes_the_papers_128_and_382_at_512():
