@@ -269,6 +269,11 @@ def prepare(config: RunConfig) -> Prepared:
     """Model and data, in the order that fails fastest on bad input; raises UsageError."""
     load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
     tokenizer = load_tokenizer(config.model)
+    # Saved with the model (with config.json's review_truncation, below): a tail model's tokenizer truncates on
+    # the left, so that a plain `pipeline` reads the same end; set before tokenizing, so that its own (fast)
+    # truncation cuts the training data too (finetune/truncation.py).
+    side = "left" if config.data.truncation == "tail" else "right"
+    tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
     max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed)
@@ -287,11 +292,8 @@ def prepare(config: RunConfig) -> Prepared:
     check_metric_name(config.training.metric_for_best_model, data.label_names)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = load_classifier(config.model, data.label_names)
-    # Saved with the model (config.json; a tail model's tokenizer also truncates on the left, so that a plain
-    # `pipeline` reads the same end): the demo and finetune.score read reviews as training did.
+    # Saved with the model (config.json): the demo and finetune.score read reviews as training did.
     model.config.review_truncation = config.data.truncation
-    side = "left" if config.data.truncation == "tail" else "right"
-    tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
     note = choose_precision(config, model, tokenized["train"], tokenizer)
     weights = None
     if config.run.class_weights == "balanced":

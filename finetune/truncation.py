@@ -17,6 +17,9 @@ with either engine.
 STRATEGIES = ("head", "tail", "head_tail")
 CONFIG_KEY = "review_truncation"  # in the model's config.json
 HEAD_TOKENS = 128
+# A fast tokenizer cuts these itself (before it adds [CLS]/[SEP]) when its truncation_side says so; a tail
+# model's saved tokenizer truncates on the left. Otherwise, and for head_tail, `encode` cuts the ids.
+TOKENIZER_SIDE = {"head": "right", "tail": "left"}
 READ_PARTS = {"head": "its beginning", "tail": "its end", "head_tail": "its beginning and its end"}  # for messages
 
 
@@ -45,7 +48,7 @@ def encode(tokenizer, texts: list[str], max_length: int, strategy: str = "head",
            pad: bool = False) -> tuple[dict[str, list], list[bool]]:
     """The tokenizer's inputs per review, each cut to max_length by `strategy` (padded to it with `pad`), and
     whether each review was cut."""
-    if strategy == "head" and tokenizer.is_fast and tokenizer.truncation_side == "right":  # in Rust
+    if tokenizer.is_fast and tokenizer.truncation_side == TOKENIZER_SIDE.get(strategy):  # the tokenizer's own, in Rust
         encoded = tokenizer(texts, truncation=True, max_length=max_length, padding="max_length" if pad else False)
         return dict(encoded), [bool(encoding.overflowing) for encoding in encoded.encodings]
     prefix, suffix = special_sides(tokenizer)

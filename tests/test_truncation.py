@@ -42,6 +42,14 @@ def test_encode_keeps_the_part_each_strategy_names(tokenizer):
         assert set(encoded) >= {"input_ids", "attention_mask"} and len(encoded["attention_mask"][0]) == 16
     head, _ = truncation.encode(tokenizer, [long_review], 16, "head")
     assert head["input_ids"] == tokenizer([long_review], truncation=True, max_length=16)["input_ids"]
+    tokenizer.truncation_side = "left"  # a tail model's saved tokenizer: its own truncation cuts, the same ids
+    try:
+        fast, fast_cut = truncation.encode(tokenizer, [long_review, short], 16, "tail")
+    finally:
+        tokenizer.truncation_side = "right"
+    slow, slow_cut = truncation.encode(tokenizer, [long_review, short], 16, "tail")
+    assert fast["input_ids"] == slow["input_ids"] and fast["attention_mask"] == slow["attention_mask"]
+    assert fast_cut == slow_cut == [True, False]
     padded, _ = truncation.encode(tokenizer, [short], 16, "tail", pad=True)
     assert len(padded["input_ids"][0]) == 16 and sum(padded["attention_mask"][0]) == 7
 
