@@ -27,7 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # it would look up t
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from finetune import artifacts, serving  # noqa: E402
+from finetune import artifacts, serving, tasks  # noqa: E402
 from finetune.attribution import occlusion  # noqa: E402
 from finetune.logs import setup_logging  # noqa: E402
 from finetune.run_views import (  # noqa: E402
@@ -63,10 +63,21 @@ def refused(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def checked_review(served: ServedModel, text: str | None) -> str:
+def text_fields(served: ServedModel) -> list[str]:
+    """The text columns the model reads (a title and a body: one box each), ["text"] for one review text."""
+    return list(getattr(served.classifier, "text_fields", None) or ["text"])
+
+
+def checked_review(served: ServedModel, *fields: str | None) -> str:
+    """One review from the page's boxes (one per text field the model reads), within the limits."""
     if served.classifier is None:
         raise refused(served.problem or "No model is loaded.")
-    text = (text or "").strip()
+    names = text_fields(served)
+    if len(names) > 1:
+        text = served.classifier.compose(dict(zip(names, fields)))
+    else:
+        text = (fields[0] if fields else "") or ""
+    text = text.strip()
     if not text:
         raise refused("Type or paste a review first.")
     if len(text) > MAX_REVIEW_CHARS:
@@ -74,24 +85,37 @@ def checked_review(served: ServedModel, text: str | None) -> str:
     return text
 
 
-def classify(served: ServedModel, text: str) -> tuple[dict[str, float], str]:
-    text = checked_review(served, text)
+def classify(served: ServedModel, *fields: str) -> tuple[dict[str, float] | str, str]:
+    """Every class with its probability; for a rating, the predicted rating in words ("4.3 out of 5"); for several
+    labels, every label's probability, and the note says which pass the model's threshold."""
+    text = checked_review(served, *fields)
     prediction = served.classifier.predict_one(text)
+    task = served.classifier.task
     note = f"Read {prediction.tokens} tokens."
     if prediction.truncated:
         note += (f" The review is longer than the model's {served.classifier.max_length} tokens: only "
                  f"{READ_PARTS[served.classifier.truncation]} was read, as in training.")
+    if task.problem_type == tasks.REGRESSION:
+        rounded = f" (rounds to {prediction.label})" if task.rating_values else ""
+        return task.describe_value(prediction.value), f"Predicted {task.label_names[0]}: {prediction.value:.2f}{rounded}. {note}"
+    if task.problem_type == tasks.MULTI_LABEL:
+        chosen = ", ".join(f"**{name}**" for name in prediction.labels) or "none"
+        note = f"Labels at or above the model's threshold {task.threshold:.2f}: {chosen}. {note}"
     return prediction.scores, note
 
 
-def explain(served: ServedModel, text: str) -> tuple[list[tuple[str, float | None]], str]:
-    """Per word, how much the predicted class's probability drops when the word is left out."""
-    text = checked_review(served, text)
+def explain(served: ServedModel, *fields: str) -> tuple[list[tuple[str, float | None]], str]:
+    """Per word, how much the predicted class's probability (a rating: the predicted value) drops when the word
+    is left out."""
+    text = checked_review(served, *fields)
     attribution = occlusion(served.classifier, text)
     raised, lowered = attribution.strongest()
     unit = "word" if attribution.words_per_span == 1 else f"span of {attribution.words_per_span} words"
-    note = (f"Each {unit} left out in turn: red ones raised p({attribution.label}) "
-            f"(now {attribution.probability:.2f}), purple ones lowered it.")
+    if served.classifier.task.problem_type == tasks.REGRESSION:
+        what = f"the predicted {attribution.label} (now {attribution.probability:.2f})"
+    else:
+        what = f"p({attribution.label}) (now {attribution.probability:.2f})"
+    note = f"Each {unit} left out in turn: red ones raised {what}, purple ones lowered it."
     if raised:
         note += " Most for: " + ", ".join(f"“{w}” {d:+.3f}" for w, d in raised) + "."
     if lowered:
@@ -106,18 +130,36 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
     past MAX_REVIEW_CHARS is cut to that length before tokenizing, and marked truncated."""
     if served.classifier is None:
         raise refused(served.problem or "No model is loaded.")
+    fields = text_fields(served)
     try:
-        batch = serving.read_batch_file(file_path, column)
+        batch = serving.read_batch_file(file_path, fields[0] if len(fields) > 1 else column)
+        if len(fields) > 1:
+            missing = [name for name in fields[1:] if name not in batch.other_columns]
+            if missing:
+                raise InputProblem(f"The model reads the columns {', '.join(fields)} of each review; the file lacks "
+                                   f"{', '.join(missing)}. Upload a CSV with all of them.")
+            values = {name: batch.other_columns[name] for name in fields[1:]}
+            batch.texts = [served.classifier.compose({fields[0]: first, **{n: values[n][i] for n in values}})
+                           for i, first in enumerate(batch.texts)]
     except InputProblem as err:
         raise refused(str(err)) from None
     texts = [review[:MAX_REVIEW_CHARS] for review in batch.texts]
     predictions = served.classifier.predict(texts)
+    task = served.classifier.task
+    if task.problem_type == tasks.REGRESSION:
+        said = {task.label_names[0]: [round(p.value, 4) for p in predictions],
+                **({"rounded": [p.label for p in predictions]} if task.rating_values else {})}
+    elif task.problem_type == tasks.MULTI_LABEL:
+        said = {"labels": [tasks.LABELS_JOINER.join(p.labels) for p in predictions],
+                **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in task.label_names}}
+    else:
+        said = {"label": [p.label for p in predictions],
+                "confidence": [round(p.scores[p.label], 4) for p in predictions],
+                **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in task.label_names}}
     table = pd.DataFrame({
         **batch.other_columns,
         "review": texts,
-        "label": [p.label for p in predictions],
-        "confidence": [round(p.scores[p.label], 4) for p in predictions],
-        **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in served.classifier.label_names},
+        **said,
         "truncated": [p.truncated or len(r) > MAX_REVIEW_CHARS for p, r in zip(predictions, batch.texts)],
     })
     # One flat file, no folder of its own: Gradio serves a file already in its cache as it is, and
@@ -127,6 +169,12 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
     with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
         table.to_csv(stream, index=False)
     return table, out, f"{batch.note} {len(texts):,} reviews."
+
+
+def score_plot_title(task) -> str:
+    if task is None or task.problem_type == tasks.SINGLE_LABEL:
+        return "Validation accuracy and F1 per epoch"
+    return "Validation " + " and ".join(task.headline[:2]) + " per epoch"
 
 
 def file_columns(file_path: str | None):
@@ -139,11 +187,16 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
     history, losses, scores, confusion, summary = metrics_view(served)
     file_job_slots = threading.BoundedSemaphore(serving.MAX_FILE_JOBS)
 
-    def classify_text(text):
-        return classify(served, text)
+    def classify_text(*fields):
+        return classify(served, *fields)
 
-    def explain_text(text):
-        return explain(served, text)
+    def explain_text(*fields):
+        return explain(served, *fields)
+
+    fields = text_fields(served)
+    task = served.classifier.task if served.classifier else None
+    shown = {tasks.REGRESSION: "Predicted rating", tasks.MULTI_LABEL: "Every label, with its probability"}.get(
+        task.problem_type if task else None, "Prediction (every class, with its confidence)")
 
     def classify_file(file_path, column):
         if not file_job_slots.acquire(blocking=False):  # only if several arrived at once (serving.py)
@@ -169,25 +222,35 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
             with gr.Accordion("Model card", open=False, elem_id="model-card"):
                 gr.Markdown(served.card_text)
         with gr.Tab("Classify"):
-            review = gr.Textbox(label="Review", lines=5, placeholder="Paste a review…")
+            if len(fields) > 1:  # one box per text field the model reads, named as its column
+                boxes = [gr.Textbox(label=name, lines=1 if i < len(fields) - 1 else 5) for i, name in enumerate(fields)]
+            else:
+                boxes = [gr.Textbox(label="Review", lines=5, placeholder="Paste a review…")]
+            review = boxes[-1]
             button = gr.Button("Classify", variant="primary")
-            label = gr.Label(label="Prediction (every class, with its confidence)", num_top_classes=None)
+            label = gr.Label(label=shown, num_top_classes=None)
             note = gr.Markdown()
             words = gr.HighlightedText(label="Which words drove the prediction", show_legend=False,
                                        elem_id="attributions")
             words_note = gr.Markdown()
-            gr.Examples(example_reviews(served, EXAMPLES), inputs=review, label="Examples from the validation split")
-            gr.Markdown(f"Reviews longer than {max_tokens} tokens are truncated: the model reads their beginning only.")
+            gr.Examples(example_reviews(served, EXAMPLES), inputs=boxes if len(fields) > 1 else review,
+                        label="Examples from the validation split")
+            read = READ_PARTS[served.classifier.truncation] if served.classifier else READ_PARTS["head"]
+            gr.Markdown(f"Reviews longer than {max_tokens} tokens are truncated: the model reads {read} only, as in "
+                        "training.")
             for trigger, api_name in ((button.click, "classify"), (review.submit, False)):
-                trigger(classify_text, review, [label, note], api_name=api_name, **model_calls).success(
-                    explain_text, review, [words, words_note], api_name="explain" if api_name else False, **model_calls)
+                trigger(classify_text, boxes, [label, note], api_name=api_name, **model_calls).success(
+                    explain_text, boxes, [words, words_note], api_name="explain" if api_name else False, **model_calls)
         with gr.Tab("Batch"):
             gr.Markdown(f"Upload a CSV (the review column is picked for you; change it if needed) or a text file "
                         f"with one review per line. Up to {MAX_BATCH_ROWS:,} reviews and "
                         f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review longer than {MAX_REVIEW_CHARS:,} "
                         "characters is cut to its beginning. The file's other columns are kept. One file at a time.")
             upload = gr.File(label="Reviews file", file_types=[".csv", ".txt"], type="filepath")
-            column = gr.Dropdown(label="Review column", choices=[], allow_custom_value=True)
+            if len(fields) > 1:
+                gr.Markdown(f"This model reads the columns **{', '.join(fields)}** of each review: the CSV needs all "
+                            "of them.")
+            column = gr.Dropdown(label="Review column", choices=[], allow_custom_value=True, visible=len(fields) == 1)
             run_batch = gr.Button("Classify file", variant="primary")
             batch_note = gr.Markdown()
             table = gr.Dataframe(label="Predictions", interactive=False)
@@ -203,7 +266,7 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
                 loss_plot = gr.LinePlot(losses, x="epoch", y="loss", color="series", title="Loss per epoch",
                                         elem_id="loss-plot", min_width=360)
                 score_plot = gr.LinePlot(scores, x="epoch", y="score", color="series",
-                                         title="Validation accuracy and F1 per epoch", elem_id="score-plot",
+                                         title=score_plot_title(task), elem_id="score-plot",
                                          min_width=360)
             confusion_table_box = gr.Dataframe(confusion, label="Confusion matrix (rows: true label)",
                                                interactive=False, visible=has_history)

@@ -55,6 +55,7 @@ def occlusion(classifier, text: str, max_spans: int = MAX_SPANS) -> Attribution:
     variants = [(text[:start] + " " + text[end:]).strip() for start, end in spans]
     predictions = classifier.predict([text, *variants], batch_size=len(variants) + 1)  # one batch
     whole = predictions[0]
-    label = whole.label
+    # A class; for several labels, the likeliest one; for a rating, its name (the drop is then the value's)
+    label = whole.label if whole.label in whole.scores else max(whole.scores, key=whole.scores.get)
     drops = [whole.scores[label] - p.scores[label] for p in predictions[1:]]
     return Attribution(label, whole.scores[label], [(text[s:e], d) for (s, e), d in zip(spans, drops)], per_span)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from finetune import tasks
 from finetune.errors import UsageError
 
 EMPTY_TEXT_POLICIES = ("drop", "error")
@@ -71,7 +72,29 @@ class ReviewSource:
         default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet test file."}
     )
     text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
+    text_column_names: str | None = field(
+        default=None,
+        metadata={
+            "help": "Several text columns, comma-separated, e.g. title,text: each review is their texts joined by "
+            "the tokenizer's separator token ([SEP] for BERT), in this order (an empty one is left out). Saved with "
+            "the model: finetune.score and the demo (one box per column) read the same columns."
+        },
+    )
     label_column_name: str | None = field(default="label", metadata={"help": "Column that holds the label."})
+    label_column_names: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-label: several 0/1 columns, comma-separated, one per label (e.g. food,service,price); a "
+            "review has each label whose column holds 1. Implies --problem_type multi_label_classification."
+        },
+    )
+    label_delimiter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Multi-label: the character between a review's labels in a text label column, e.g. ';' for "
+            "'food;service' (a JSON array, or a list in JSON/Parquet files, needs none)."
+        },
+    )
     empty_text: str = field(
         default="drop",
         metadata={"help": "Reviews with empty or missing text or label: 'drop' them (and count them) or 'error'."},
@@ -98,6 +121,21 @@ class ReviewSource:
         check_choice("empty_text", self.empty_text, EMPTY_TEXT_POLICIES)
         check_file_encoding(self.file_encoding)
         self.csv_delimiter = parse_csv_delimiter(self.csv_delimiter)
+        for flag in ("text_column_names", "label_column_names"):
+            names = column_list(getattr(self, flag))
+            if names is not None and len(names) < (2 if flag == "text_column_names" else 1):
+                raise UsageError(f"--{flag} {getattr(self, flag)}: name two or more columns separated by commas, "
+                                 "e.g. title,text" + (" (one column: --text_column_name)." if flag == "text_column_names"
+                                                      else "."))
+        if self.text_column_names and self.text_column_name != "text":
+            raise UsageError("--text_column_name and --text_column_names both given: pass one (the second for "
+                             "several columns).")
+        if self.label_delimiter is not None and len(self.label_delimiter) != 1:
+            raise UsageError(f"--label_delimiter {self.label_delimiter!r}: one character, e.g. ';'.")
+
+    def text_columns(self) -> list[str]:
+        """The columns a review's text comes from, in order."""
+        return column_list(self.text_column_names) or [self.text_column_name]
 
     def data_files(self) -> dict[str, str]:
         """flag -> path of the local files given, in the order the flags are read."""
@@ -119,6 +157,24 @@ class DataArguments(ReviewSource):
     )
     test_file: str | None = field(default=None, metadata={"help": "Local test file, evaluated once at the end."})
     label_column_name: str = field(default="label", metadata={"help": "Column that holds the label."})
+    text_pairing: str = field(
+        default="join",
+        metadata={
+            "help": "With two --text_column_names: join (one text, the fields separated by the separator token) or "
+            "pair (the second field marked as BERT's second segment, token_type_ids 1, as tokenizer(title, body) "
+            "marks it). bench/problem_types.py measures both."
+        },
+    )
+    problem_type: str | None = field(
+        default=None,
+        metadata={
+            "help": "What a label is: single_label_classification (one class per review, the default), regression "
+            "(a rating, a number: MSE loss, scored by MAE, MSE, correlations and accuracy after rounding to the "
+            "values seen in train) or multi_label_classification (several labels per review: a list, a delimited "
+            "text with --label_delimiter, or 0/1 columns with --label_column_names; BCE loss, a decision threshold "
+            "chosen on validation). Saved with the model (config.json's problem_type)."
+        },
+    )
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Share of train carved out as validation when the data has no validation split."}
     )
@@ -167,6 +223,14 @@ class DataArguments(ReviewSource):
 
     def __post_init__(self):
         super().__post_init__()
+        self.problem_type = problem_type_of(self.problem_type, self.label_column_names)
+        check_choice("text_pairing", self.text_pairing, ("join", "pair"))
+        if self.text_pairing == "pair" and len(self.text_columns()) != 2:
+            raise UsageError("--text_pairing pair marks the second of two text fields: pass --text_column_names with "
+                             "two columns, e.g. title,text.")
+        if self.label_delimiter and self.problem_type != tasks.MULTI_LABEL:
+            raise UsageError("--label_delimiter splits a review's several labels: it needs --problem_type "
+                             "multi_label_classification.")
         if (self.validation_file or self.test_file) and not self.train_file:
             raise UsageError("--validation_file/--test_file need --train_file as well.")
         check_positive(self, "max_train_samples", "max_eval_samples", "max_test_samples", "max_seq_length")
@@ -176,6 +240,27 @@ class DataArguments(ReviewSource):
         check_choice("truncation", self.truncation, TRUNCATION_STRATEGIES)
         if not 0 < self.validation_split_percentage < 100:
             raise UsageError(f"--validation_split_percentage {self.validation_split_percentage}: must be in (0, 100).")
+
+
+def column_list(text: str | None) -> list[str] | None:
+    """'title, text' -> ['title', 'text']; None stays None."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{text}: a column is named twice.")
+    return names
+
+
+def problem_type_of(problem_type: str | None, label_column_names: str | None) -> str:
+    """--problem_type resolved (finetune/tasks.py): multi-label when 0/1 label columns are named, else single label."""
+    if problem_type is None:
+        return tasks.MULTI_LABEL if label_column_names else tasks.SINGLE_LABEL
+    resolved = tasks.resolve(problem_type)
+    if label_column_names and resolved != tasks.MULTI_LABEL:
+        raise UsageError(f"--label_column_names names one 0/1 column per label, which is multi-label data: drop "
+                         f"--problem_type {problem_type}, or pass one --label_column_name.")
+    return resolved
 
 
 def check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
@@ -347,9 +432,11 @@ PROJECT_DEFAULTS: dict[str, Any] = {
     "save_strategy": "epoch",
     "save_total_limit": 2,  # the best and the latest survive
     "load_best_model_at_end": True,
-    "metric_for_best_model": "f1",
-    # None: TrainingArguments decides from the metric's name (a loss is lower-is-better, f1 and accuracy higher).
-    # A fixed True made `--metric_for_best_model loss` restore the epoch with the *highest* loss.
+    # None: by the problem type (finetune/tasks.py DEFAULT_METRIC): f1 (macro) for classes, mae for a rating,
+    # f1_micro for several labels.
+    "metric_for_best_model": None,
+    # None: from the metric's name (a loss, mae and mse are lower-is-better; f1 and accuracy higher), by
+    # parse_config. A fixed True made `--metric_for_best_model loss` restore the epoch with the *highest* loss.
     "greater_is_better": None,
     "logging_steps": 50,
     # Epochs, learning rate, warmup and weight decay: the best recipe of bench/quality.py on validation, its
@@ -452,10 +539,9 @@ def build_parser() -> HfArgumentParser:
 # each gets an answer instead of argparse's "unrecognized arguments" (which would echo a token).
 FOREIGN_FLAGS = {
     "--max_predict_samples": "use --max_test_samples (the test split is predicted and scored at the end)",
-    "--text_column_names": "use --text_column_name with one column (join several columns into one first)",
-    "--metric_name": "metrics are fixed (accuracy, macro and per-class precision/recall/F1); "
+    "--metric_name": "metrics are fixed by --problem_type (classes: accuracy, macro and per-class precision/recall/F1); "
                      "--metric_for_best_model picks the one that chooses the best epoch",
-    "--do_regression": "regression is not supported: this tool trains classifiers (bin the values into classes)",
+    "--do_regression": "use --problem_type regression",
     "--token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
     "--use_auth_token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
     "--shuffle_train_dataset": "not needed: the training data is shuffled (length-grouped) every epoch",
@@ -504,6 +590,7 @@ def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver |
     for name in (*DEVICE_FLAGS, "use_cpu"):
         if values.get(name) is None:
             values.pop(name, None)
+    choose_best_metric(values)
     if values.get("output_dir") is None:
         values["output_dir"] = default_output_dir(values["model_name_or_path"], values["dataset_name"], values["train_file"])
     try:
@@ -519,6 +606,9 @@ def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver |
             "--eval_strategy, --load_best_model_at_end and --metric_for_best_model at their defaults "
             "(epoch, true, f1) or set them."
         )
+    if run.class_weights == "balanced" and data.problem_type != tasks.SINGLE_LABEL:
+        raise UsageError(f"--class_weights balanced weighs the classes of single-label data; --problem_type "
+                         f"{data.problem_type} has none. Drop --class_weights.")
     if run.hp_search_trials and training.resume_from_checkpoint is not None:
         raise UsageError("--hp_search_trials with --resume_from_checkpoint: a resumed run keeps the settings it "
                          "was trained with. Drop one of the two.")
@@ -537,6 +627,16 @@ def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver |
     check_hub_flags(training)
     check_training_numbers(training)
     return RunConfig(model=model, data=data, training=training, run=run, device=facts, device_defaults=defaults)
+
+
+def choose_best_metric(values: dict[str, Any]) -> None:
+    """--metric_for_best_model by the problem type when not given, and whether it is better high or low when
+    --greater_is_better is not given (TrainingArguments would call every metric but a loss better high)."""
+    problem = problem_type_of(values.get("problem_type"), values.get("label_column_names"))
+    if values.get("metric_for_best_model") is None and values.get("load_best_model_at_end", True):
+        values["metric_for_best_model"] = tasks.DEFAULT_METRIC[problem]
+    if values.get("greater_is_better") is None and values.get("metric_for_best_model"):
+        values["greater_is_better"] = tasks.greater_is_better(values["metric_for_best_model"])
 
 
 def check_hub_flags(training: TrainingArguments) -> None:

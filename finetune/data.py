@@ -4,6 +4,7 @@
 works on `datasets` objects, so tests feed it small in-memory datasets.
 """
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,10 +19,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
-from finetune import embedded, truncation
+from finetune import embedded, tasks, text_fields, truncation
 from finetune.artifacts import public_value
 from finetune.config import DataArguments, ReviewSource
 from finetune.data_files import read_data_file
@@ -45,9 +46,17 @@ class ReviewData:
     # predicted after training, not scored. Column `text` only.
     unlabelled: DatasetDict = field(default_factory=DatasetDict)
     hidden_labels: dict[str, int] = field(default_factory=dict)  # split -> rows dropped for a hidden label
+    # What a label is (finetune/tasks.py): for a rating, label is a float and label_names its column's name; for
+    # several labels, label is a 0/1 float per label name. None: single label (a ClassLabel), as above.
+    task: tasks.Task | None = None
+
+    def __post_init__(self):
+        if self.task is None:
+            self.task = tasks.Task(tasks.SINGLE_LABEL, self.label_names)
 
 
-def load_review_data(args: DataArguments, seed: int) -> ReviewData:
+def load_review_data(args: DataArguments, seed: int, separator: str = " ") -> ReviewData:
+    """`separator` joins the texts of several --text_column_names (the tokenizer's separator token)."""
     raw = load_raw_splits(args)
     if args.uses_embedded_data:
         name, hub_id = embedded.DATA_NAME, None
@@ -55,7 +64,7 @@ def load_review_data(args: DataArguments, seed: int) -> ReviewData:
         name, hub_id = dataset_identity(args.dataset_name, args.dataset_config_name)
     else:
         name, hub_id = public_value(args.train_file), None
-    return prepare_splits(raw, args, seed, dataset_name=name, dataset_id=hub_id)
+    return prepare_splits(raw, args, seed, dataset_name=name, dataset_id=hub_id, separator=separator)
 
 
 # --- the edge: reading data ---------------------------------------------------------------
@@ -67,7 +76,7 @@ def load_raw_splits(args: DataArguments) -> DatasetDict:
     if args.dataset_name:
         return load_hub_dataset(args.dataset_name, args.dataset_config_name, other_source="--train_file")
     files = {"train": args.train_file, "validation": args.validation_file, "test": args.test_file}
-    columns = (args.text_column_name, args.label_column_name)
+    columns = (*args.text_columns(), *label_columns(args))
     return DatasetDict(
         {
             split: read_data_file(path, f"{split}_file", args.file_encoding, args.csv_delimiter, columns)
@@ -136,7 +145,8 @@ def assign_groups(groups: list[str], fractions: dict[str, float], seed: int) -> 
 
 
 def prepare_splits(
-    raw: DatasetDict, args: DataArguments, seed: int, dataset_name: str, dataset_id: str | None = None
+    raw: DatasetDict, args: DataArguments, seed: int, dataset_name: str, dataset_id: str | None = None,
+    separator: str = " ",
 ) -> ReviewData:
     if "train" not in raw:
         raise UsageError(f"the data has no 'train' split (it has: {', '.join(raw) or 'none'}). Pass --train_file.")
@@ -146,8 +156,15 @@ def prepare_splits(
     splits = {"train": train, "validation": validation, "test": test}
     splits = {name: split for name, split in splits.items() if split is not None}
 
+    problem = getattr(args, "problem_type", tasks.SINGLE_LABEL)
     for name, split in splits.items():
-        check_columns(split, name, args)
+        check_source_columns(split, name, args)
+        if problem == tasks.REGRESSION:
+            check_ratings(split, args.label_column_name, name, _file_flag(args, name))
+    rating_column = args.label_column_name
+    splits, args, fixed_names = unify_columns(splits, args, separator)
+    if problem != tasks.SINGLE_LABEL:
+        return _prepare_other_task(splits, args, seed, dataset_name, dataset_id, problem, fixed_names, rating_column)
 
     dropped = {}
     # Train must be labelled: a row without a label (or with a hidden one) teaches nothing.
@@ -182,6 +199,13 @@ def prepare_splits(
         splits["train"], splits["validation"] = carve_validation(
             splits["train"], args.validation_split_percentage / 100, seed
         )
+    return _finish(splits, unlabelled, dropped, hidden, args, seed, dataset_name, dataset_id,
+                   tasks.Task(tasks.SINGLE_LABEL, label_names))
+
+
+def _finish(splits: dict, unlabelled: dict, dropped: dict, hidden: dict, args: DataArguments, seed: int,
+            dataset_name: str, dataset_id: str | None, task: tasks.Task) -> ReviewData:
+    """The subsets the --max_*_samples flags ask for, the log's counts, and the ReviewData."""
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
     for name, limit in limits.items():
         for group in (splits, unlabelled):
@@ -197,13 +221,260 @@ def prepare_splits(
                            len(splits[name]))
     return ReviewData(
         splits=DatasetDict(splits),
-        label_names=label_names,
+        label_names=task.label_names,
         dataset_name=dataset_name,
         dataset_id=dataset_id,
         dropped=dropped,
         unlabelled=DatasetDict(unlabelled),
         hidden_labels={name: count for name, count in hidden.items() if count},
+        task=task,
     )
+
+
+# --- several text columns, several label columns ------------------------------------------------------
+
+
+def label_columns(args: ReviewSource) -> list[str]:
+    """The columns the labels come from: --label_column_names, or the one --label_column_name (none: unlabelled)."""
+    from finetune.config import column_list  # noqa: PLC0415
+
+    names = column_list(getattr(args, "label_column_names", None))
+    if names:
+        return names
+    return [args.label_column_name] if args.label_column_name else []
+
+
+def check_source_columns(split: Dataset, name: str, args: ReviewSource, labelled: bool = True) -> None:
+    """Every text column and (when `labelled`) label column the flags name is in the split."""
+    several_text = len(args.text_columns()) > 1
+    several_labels = bool(getattr(args, "label_column_names", None))
+    wanted = [(c, "text_column_names" if several_text else "text_column_name") for c in args.text_columns()]
+    if labelled:
+        wanted += [(c, "label_column_names" if several_labels else "label_column_name") for c in label_columns(args)]
+    for column, flag in wanted:
+        if column not in split.column_names:
+            raise UsageError(
+                f"the {name} split has no column '{column}' (it has: {', '.join(split.column_names)}). "
+                f"Pass --{flag} with " + ("columns among those." if flag.endswith("names") else "one of those.")
+            )
+
+
+def unify_columns(splits: dict, args: ReviewSource, separator: str) -> tuple[dict, ReviewSource, list[str] | None]:
+    """Several text columns joined into one column `text`, and several 0/1 label columns into one column
+    `label` of label names per review; the arguments then name those columns (the rest of the preparation reads
+    one text and one label column), and the label names in the order the flag gave them (None: from the data)."""
+    text_fields = args.text_columns()
+    label_names = label_columns(args) if getattr(args, "label_column_names", None) else None
+    if len(text_fields) == 1 and label_names is None:
+        return splits, args, None
+    joined = {}
+    for name, split in splits.items():
+        if len(text_fields) > 1:
+            split = join_text_fields(split, text_fields, separator)
+        if label_names is not None:
+            split = labels_from_columns(split, label_names, name, _file_flag(args, name))
+        joined[name] = split
+    changes = {"text_column_name": "text", "text_column_names": None}
+    if hasattr(args, "text_pairing"):  # the pairing acts at tokenization (finetune/text_fields.py), after this
+        changes["text_pairing"] = "join"
+    if label_names is not None:
+        changes.update(label_column_name="label", label_column_names=None)
+    return joined, dataclasses.replace(args, **changes), label_names
+
+
+def join_text_fields(split: Dataset, fields: list[str], separator: str) -> Dataset:
+    """Column `text`: each row's non-empty fields, in order, joined by `separator` (finetune/text_fields.py);
+    None when all are empty."""
+    def join(batch):
+        return {"text": [text_fields.join(values, separator) for values in zip(*(batch[f] for f in fields))]}
+
+    features = split.features.copy()
+    features["text"] = Value("string")
+    return split.map(join, batched=True, features=features, desc="Joining the text columns")
+
+
+def labels_from_columns(split: Dataset, names: list[str], name: str, where: str | None) -> Dataset:
+    """Column `label`: per review, the names of the 0/1 columns that hold 1 (None when one of them is empty)."""
+    values = {column: column_values(split, column) for column in names}
+    for column, column_vals in values.items():
+        bad = next(((i, v) for i, v in enumerate(column_vals) if v is not None and _flag_value(v) is None), None)
+        if bad is not None:
+            prefix, described = _column_of(column, name, where)
+            raise UsageError(f"{prefix}{described} holds {bad[1]!r} in row {bad[0] + 1}: a --label_column_names "
+                             "column holds 1 where the review has the label and 0 where it has not.")
+    rows = []
+    for i in range(len(split)):
+        flags = [_flag_value(values[column][i]) for column in names]
+        rows.append(None if any(f is None for f in flags) else [c for c, on in zip(names, flags) if on])
+    return split.add_column("label", rows, feature=Sequence(Value("string"))) if "label" not in split.column_names \
+        else split.remove_columns("label").add_column("label", rows, feature=Sequence(Value("string")))
+
+
+def _flag_value(value) -> bool | None:
+    """1/0, true/false, yes/no -> True/False; None for anything else (or an empty cell)."""
+    if isinstance(value, bool):
+        return value
+    if _is_number(value) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower() if value is not None else ""
+    return {"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "false": False, "yes": True,
+            "no": False}.get(text)
+
+
+# --- ratings (regression) and several labels per review (multi-label) ------------------------------------
+
+
+def check_ratings(split: Dataset, column: str, name: str, where: str | None) -> None:
+    """A rating column holds numbers (or numbers written as text); the first that is not one is named by row."""
+    for i, value in enumerate(column_values(split, column)):
+        if value is None or _is_number(value) or (isinstance(value, str) and not value.strip()):
+            continue
+        if rating_value(value) is None:
+            prefix, described = _column_of(column, name, where)
+            raise UsageError(
+                f"{prefix}{described} holds {str(value)[:40]!r} in row {i + 1} (the header not counted): "
+                "--problem_type regression needs a number in every row (e.g. 4 or 3.5). Fix or remove that row, "
+                "or pass the column of numbers with --label_column_name.")
+
+
+def rating_value(value) -> float | None:
+    """A rating as a float; None for a missing one (or text that is not a number)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if _is_number(value):
+        return None if math.isnan(value) else float(value)
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return None if math.isnan(number) else number
+
+
+def label_list(value, delimiter: str | None) -> list[str] | None:
+    """One review's labels: a list, a JSON array (text), or text split at `delimiter`; None when missing."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        items = value
+    else:
+        text = str(value).strip()
+        if text.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError:
+                items = None
+            if not isinstance(items, list):
+                raise UsageError(f"the label {text[:60]!r} starts like a JSON array but is not one: write it as "
+                                 '["food", "service"].')
+        elif delimiter:
+            items = text.split(delimiter)
+        else:
+            items = [text] if text else []
+    return [_as_text(item).strip() for item in items if item is not None and _as_text(item).strip()]
+
+
+def _label_lists(split: Dataset, column: str, delimiter: str | None) -> list[list[str] | None]:
+    feature = split.features[column]
+    inner = getattr(feature, "feature", None)
+    values = column_values(split, column)
+    if isinstance(inner, ClassLabel):  # a Hub dataset's list of class ids (e.g. go_emotions): their names
+        return [None if v is None else [inner.names[i] for i in v] for v in values]
+    return [label_list(value, delimiter) for value in values]
+
+
+def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_name: str, dataset_id: str | None,
+                        problem: str, fixed_names: list[str] | None, rating_column: str) -> ReviewData:
+    """prepare_splits for a rating or several labels: drop empty rows, find train's label values or names,
+    encode every split's labels, carve validation (random: there are no classes to stratify by)."""
+    dropped, unlabelled, hidden = {}, {}, {}
+    train_file = _file_flag(args, "train")
+    column = args.label_column_name
+    delimiter = getattr(args, "label_delimiter", None)
+    for name in list(splits):
+        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=name == "train",
+                                                      where=_file_flag(args, name))
+        if name != "train":
+            mask = [value is None or (isinstance(value, str) and not value.strip())
+                    or (problem == tasks.REGRESSION and rating_value(value) is None)
+                    for value in column_values(splits[name], column)]
+            if len(splits[name]) and all(mask):
+                logger.warning("the %s split's labels are all missing: its %d reviews will be predicted, not scored",
+                               name, len(splits[name]))
+                unlabelled[name] = Dataset.from_dict({"text": column_values(splits.pop(name), args.text_column_name)})
+                continue
+            splits[name], hidden[name] = drop_hidden_labels(splits[name], args, name, mask)
+        _require_rows(splits[name], name, args)
+    if problem == tasks.REGRESSION:
+        values = sorted({rating_value(v) for v in column_values(splits["train"], column)})
+        if len(values) < 2:
+            prefix, described = _column_of(rating_column, "train", train_file)
+            raise UsageError(f"{prefix}{described} holds a single value ({values}): a rating model needs 2+.")
+        task = tasks.Task(tasks.REGRESSION, [rating_column],
+                          values if len(values) <= tasks.MAX_RATING_VALUES else None)
+    else:
+        lists = _label_lists(splits["train"], column, delimiter)
+        if not delimiter and fixed_names is None and not any(
+                isinstance(v, (list, tuple)) or str(v).strip().startswith("[")
+                for v in column_values(splits["train"], column)):
+            prefix, described = _column_of(column, "train", train_file)
+            raise UsageError(f"{prefix}{described} holds one label per review, not lists: for several labels per "
+                             "review write them as a JSON array (e.g. [\"food\", \"service\"]) or pass "
+                             "--label_delimiter (e.g. ';' for 'food;service'); for one label per review drop "
+                             "--problem_type.")
+        names = fixed_names or sorted({label for labels in lists for label in labels})
+        counts = Counter(label for labels in lists for label in labels)
+        if not counts:
+            prefix, described = _column_of(column, "train", train_file)
+            raise UsageError(f"{prefix}{described}: no training review has any label, so there is nothing to learn.")
+        never = [n for n in names if not counts[n]]
+        if never:
+            raise UsageError(f"labels {', '.join(never)} are on no training review: a model cannot learn them. Add "
+                             "such reviews to train, or drop those columns from --label_column_names.")
+        task = tasks.Task(tasks.MULTI_LABEL, names)
+    for name in list(splits):
+        splits[name] = encode_task_labels(splits[name], args, task, name, delimiter)
+    if "validation" not in splits:
+        parts = splits["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+    return _finish(splits, unlabelled, dropped, hidden, args, seed, dataset_name, dataset_id, task)
+
+
+def task_label_values(split: Dataset, column: str, task: tasks.Task, name: str, delimiter: str | None = None,
+                      label_map: dict[str, str] | None = None) -> list:
+    """Each row's label as the model's loss and metrics read it: a float (a rating) or a 0/1 float per label
+    name (multi-label); a label name the task does not know is refused. `label_map` renames data labels."""
+    if task.problem_type == tasks.REGRESSION:
+        return [rating_value(v) for v in column_values(split, column)]
+    index = {label: i for i, label in enumerate(task.label_names)}
+    rows, unknown = [], set()
+    for labels in _label_lists(split, column, delimiter):
+        row = [0.0] * len(index)
+        for label in labels or []:
+            label = (label_map or {}).get(label, label)
+            if label in index:
+                row[index[label]] = 1.0
+            else:
+                unknown.add(label)
+        rows.append(row)
+    if unknown:
+        raise UsageError(f"the {name} split has labels that train lacks: {', '.join(sorted(unknown)[:10])}. A model "
+                         f"cannot learn them (it knows: {', '.join(task.label_names)}): add such reviews to train, or "
+                         "remove those labels from this split.")
+    return rows
+
+
+def encode_task_labels(split: Dataset, args: ReviewSource, task: tasks.Task, name: str,
+                       delimiter: str | None) -> Dataset:
+    """Keep two columns, `text` and `label` (a float32 rating, or a float32 0/1 row per label name)."""
+    values = task_label_values(split, args.label_column_name, task, name, delimiter)
+    feature = Value("float32") if task.problem_type == tasks.REGRESSION else Sequence(Value("float32"),
+                                                                                        length=len(task.label_names))
+    texts = split.select_columns([args.text_column_name])
+    if args.text_column_name != "text":
+        texts = texts.rename_column(args.text_column_name, "text")
+    if texts.features["text"] != Value("string"):
+        texts = texts.cast_column("text", Value("string"))
+    return texts.add_column("label", values, feature=feature)
 
 
 def _file_flag(args: ReviewSource, name: str) -> str | None:
@@ -379,8 +650,8 @@ def _refuse_continuous(values: list, column: str, where: str | None = None) -> N
         prefix, described = _column_of(column, "train", where)
         raise UsageError(
             f"{prefix}{described} holds {how_many} (e.g. {examples}): this looks like a regression target, "
-            "and this tool trains classifiers only (regression is not supported). Bin the values into classes "
-            "(e.g. whole stars, or low/medium/high) in a new column and pass its name with --label_column_name."
+            "not classes. Train a rating model with --problem_type regression, or bin the values into classes (e.g. "
+            "whole stars, or low/medium/high) in a new column and pass its name with --label_column_name."
         )
 
 
@@ -394,7 +665,7 @@ def check_labels_teachable(labels: list[str], column: str, numeric: bool = False
             f"{prefix}{described} holds {len(counts)} distinct labels in {len(labels)} rows (e.g. {examples}): "
             "fewer than 2 examples a class, more classes than the data can teach. Check that --label_column_name "
             "names the label column (not an id or a text), merge rare labels, or add reviews"
-            + ("; if the numbers are a score, bin them into classes (regression is not supported)." if numeric else ".")
+            + ("; if the numbers are a score, train a rating model with --problem_type regression." if numeric else ".")
         )
     single = [label for label, count in counts.items() if count == 1]
     if single:
@@ -512,7 +783,8 @@ PARALLEL_FROM_ROWS = 20_000  # fewer reviews tokenize in about the time worker p
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer, max_length: int, pad_to_max_length: bool,
-                    num_proc: int | None = None, overwrite_cache: bool = False, truncation: str = "head") -> DatasetDict:
+                    num_proc: int | None = None, overwrite_cache: bool = False, truncation: str = "head",
+                    pairing: str = "join") -> DatasetDict:
     """Token ids per review, truncated, and each review's token count (column `length`: the length-grouped
     sampler and sort_by_length read it instead of every row); padding is left to the collator unless
     pad_to_max_length. A review longer than max_length keeps the part `truncation` says (finetune/truncation.py).
@@ -521,23 +793,24 @@ def tokenize_splits(splits: DatasetDict, tokenizer, max_length: int, pad_to_max_
     tokenization_fingerprint's), in `num_proc` processes (default: preprocessing_workers'), and read back from
     the cache files on the next run; the log says which. overwrite_cache tokenizes afresh.
     """
-    settings = tokenizer_fingerprint(tokenizer, max_length, pad_to_max_length, truncation)
+    settings = tokenizer_fingerprint(tokenizer, max_length, pad_to_max_length, truncation, pairing)
     return DatasetDict({
         name: _tokenize_split(split, name, tokenizer, settings, max_length, pad_to_max_length, num_proc,
-                              overwrite_cache, truncation)
+                              overwrite_cache, truncation, pairing)
         for name, split in splits.items()
     })
 
 
 def _tokenize_split(split: Dataset, name: str, tokenizer, settings: str, max_length: int, pad: bool,
-                    num_proc: int | None, overwrite_cache: bool, truncation: str) -> Dataset:
+                    num_proc: int | None, overwrite_cache: bool, truncation: str, pairing: str = "join") -> Dataset:
     fingerprint = _digest(data_fingerprint(split), settings)
     workers = preprocessing_workers(len(split), num_proc)
     cache_file = _tokenized_cache_file(split, fingerprint)
     started = time.time()
     tokenized = split.map(
         _tokenize_batch, batched=True, remove_columns=["text"], num_proc=workers if workers > 1 else None,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "pad": pad, "strategy": truncation},
+        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "pad": pad, "strategy": truncation,
+                   "pairing": pairing},
         new_fingerprint=fingerprint, cache_file_name=cache_file, load_from_cache_file=not overwrite_cache,
         desc=f"Tokenizing {name}",
     )
@@ -553,8 +826,10 @@ def _tokenize_split(split: Dataset, name: str, tokenizer, settings: str, max_len
     return tokenized
 
 
-def _tokenize_batch(batch: dict, tokenizer, max_length: int, pad: bool, strategy: str) -> dict:
+def _tokenize_batch(batch: dict, tokenizer, max_length: int, pad: bool, strategy: str, pairing: str = "join") -> dict:
     encoded, _ = truncation.encode(tokenizer, batch["text"], max_length, strategy, pad)
+    if pairing == "pair":
+        encoded = text_fields.mark_pairs(encoded, tokenizer)
     return {**encoded, LENGTH_COLUMN: [len(ids) for ids in encoded["input_ids"]]}
 
 
@@ -567,7 +842,8 @@ def preprocessing_workers(rows: int, requested: int | None = None) -> int:
     return cores if rows >= PARALLEL_FROM_ROWS else 1
 
 
-def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool, strategy: str = "head") -> str:
+def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool, strategy: str = "head",
+                          pairing: str = "join") -> str:
     """What decides the token ids: the tokenizer's own definition (its vocabulary, normalizer, special tokens;
     not where it was loaded from), the settings, the libraries' versions and TOKENIZED_FORMAT."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -587,6 +863,7 @@ def tokenizer_fingerprint(tokenizer, max_length: int, pad_to_max_length: bool, s
         "pad_to_max_length": pad_to_max_length,
         # head (the only way before the option) adds no key: the caches written before it stay valid
         **({"truncation": strategy} if strategy != "head" else {}),
+        **({"pairing": pairing} if pairing != "join" else {}),
         "versions": [_version("transformers"), _version("tokenizers"), datasets.__version__],
         "format": TOKENIZED_FORMAT,
     }

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from finetune import artifacts
+from finetune import artifacts, tasks, text_fields
 from finetune import truncation as truncating
 
 # BERT-family models read at most 512 positions; every path that tokenizes a review (training, evaluation,
@@ -31,10 +31,12 @@ ENGINES = ("auto", "onnxruntime", "pytorch")  # auto: ONNX Runtime when the mode
 
 @dataclass
 class Prediction:
-    scores: dict[str, float]  # every label -> probability
-    label: str
+    scores: dict[str, float]  # every class or label -> probability; a rating: its name -> the predicted value
+    label: str  # the class; a rating rounded to the nearest seen in train; several labels joined by ';'
     tokens: int  # tokens the model saw
     truncated: bool
+    value: float | None = None  # a rating: the predicted value
+    labels: list[str] | None = None  # several labels: those at or above the model's threshold
 
 
 class ReviewClassifier:
@@ -69,6 +71,14 @@ class ReviewClassifier:
         self.max_length = min(max_length or limit, limit, MAX_SEQ_LENGTH_CAP)
         self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
         self.truncation = truncation or truncating.saved_strategy(self.config)
+        self.task = tasks.Task.of_model(self.config)  # what a label is (finetune/tasks.py), as saved in config.json
+        self.text_fields = text_fields.saved_fields(self.config)  # the text columns a review is made of
+        self.separator = text_fields.saved_separator(self.config)
+        self.pairing = text_fields.saved_pairing(self.config)  # join, or the second field as segment 1
+
+    def compose(self, fields: dict[str, str | None]) -> str:
+        """One review from its fields (a title, a body), joined as training joined them; "" when all are empty."""
+        return text_fields.join([fields.get(name) for name in self.text_fields], self.separator) or ""
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         if not texts:
@@ -78,12 +88,20 @@ class ReviewClassifier:
         results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), batch_size):
             indices = order[start:start + batch_size]
-            probabilities = softmax(self._logits([encodings[i] for i in indices])).tolist()
-            for i, row in zip(indices, probabilities):
-                scores = dict(zip(self.label_names, row))
-                results[i] = Prediction(scores=scores, label=max(scores, key=scores.get),
-                                        tokens=len(encodings[i]["input_ids"]), truncated=i in truncated)
+            outputs = self.task.outputs(self._logits([encodings[i] for i in indices])).tolist()
+            for i, row in zip(indices, outputs):
+                results[i] = self._prediction(row, len(encodings[i]["input_ids"]), i in truncated)
         return results
+
+    def _prediction(self, row: list[float], tokens: int, truncated: bool) -> Prediction:
+        task = self.task
+        scores = dict(zip(self.label_names, row))
+        prediction = Prediction(scores=scores, label=task.predicted_text(row), tokens=tokens, truncated=truncated)
+        if task.problem_type == tasks.REGRESSION:
+            prediction.value = row[0]
+        elif task.problem_type == tasks.MULTI_LABEL:
+            prediction.labels = [name for name, p in scores.items() if p >= task.threshold]
+        return prediction
 
     def _logits(self, features: list[dict]) -> np.ndarray:
         """One padded batch through the engine: float32 logits, one row per review."""
@@ -99,6 +117,8 @@ class ReviewClassifier:
     def _encode(self, texts: list[str]) -> tuple[list[dict], set[int]]:
         """One tokenizer pass: each review cut to max_length as the model was trained, and which ones were cut."""
         encoded, cut = truncating.encode(self.tokenizer, texts, self.max_length, self.truncation)
+        if self.pairing == "pair":
+            encoded = text_fields.mark_pairs(dict(encoded), self.tokenizer)
         keys = [k for k in self.tokenizer.model_input_names if k in encoded]
         rows = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
         return rows, {i for i, was_cut in enumerate(cut) if was_cut}

@@ -10,6 +10,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from finetune import tasks
 from finetune.artifacts import HEADLINE_METRICS
 from finetune.history import ROW_KEYS
 from finetune.truncation import head_size
@@ -44,6 +45,12 @@ class CardFacts:
     cost: Any | None = None  # what the run cost (energy.RunCost): the Training cost section, co2_eq_emissions
     truncation: str = "head"  # which part of a long review the model reads (finetune/truncation.py)
     max_seq_length: int = 512
+    task: Any = None  # what a label is (finetune/tasks.Task); None: single label over label_names
+    text_fields: list[str] = field(default_factory=lambda: ["text"])  # the text columns, joined in this order
+
+    def __post_init__(self):
+        if self.task is None:
+            self.task = tasks.Task(tasks.SINGLE_LABEL, self.label_names)
 
 
 def build_card(facts: CardFacts) -> ModelCard:
@@ -57,7 +64,7 @@ def build_card(facts: CardFacts) -> ModelCard:
         pipeline_tag=TASK,
         tags=["text-classification", "reviews", "generated_from_trainer",
               *(ONNX_TAGS if facts.onnx_copy is not None else ())],
-        metrics=list(CARD_METRICS),
+        metrics=list(facts.task.headline),
         eval_results=_eval_results(facts) or None,
         co2_eq_emissions=facts.cost.co2_eq_emissions() if facts.cost is not None else None,
     )
@@ -66,12 +73,14 @@ def build_card(facts: CardFacts) -> ModelCard:
 
 def _eval_results(facts: CardFacts) -> list[EvalResult]:
     return [result for split, scores in facts.scores.items()
-            for result in split_results(facts.dataset_name, facts.dataset_id, split, scores, len(facts.label_names))]
+            for result in split_results(facts.dataset_name, facts.dataset_id, split, scores, len(facts.label_names),
+                                        task=facts.task)]
 
 
 def split_results(dataset_name: str, dataset_id: str | None, split: str, scores: dict[str, float], n_labels: int,
-                  dataset_config: str | None = None) -> list[EvalResult]:
-    """The card's metadata (model-index) entries of one scored split: one per headline metric."""
+                  dataset_config: str | None = None, task=None) -> list[EvalResult]:
+    """The card's metadata (model-index) entries of one scored split: one per headline metric of the task."""
+    problem = task.problem_type if task is not None else tasks.SINGLE_LABEL
     return [
         EvalResult(
             task_type=TASK,
@@ -81,47 +90,112 @@ def split_results(dataset_name: str, dataset_id: str | None, split: str, scores:
             dataset_config=dataset_config,
             dataset_split=split,
             metric_type=metric,
-            metric_name=_metric_title(metric, n_labels),
+            metric_name=_metric_title(metric, n_labels, problem),
             metric_value=round(float(scores[metric]), 4),
         )
-        for metric in CARD_METRICS
+        for metric in (task.headline if task is not None else CARD_METRICS)
         if metric in scores
     ]
 
 
-def _metric_title(metric: str, n_labels: int) -> str:
-    return "Accuracy" if metric == "accuracy" else f"{metric.capitalize()} (macro, {n_labels} classes)"
+def _metric_title(metric: str, n_labels: int, problem: str = tasks.SINGLE_LABEL) -> str:
+    if metric in tasks.METRIC_TITLES:
+        return tasks.METRIC_TITLES[metric]
+    if metric == "accuracy":
+        return {tasks.REGRESSION: "Accuracy (rounded to the nearest rating)",
+                tasks.MULTI_LABEL: "Subset accuracy (every label right)"}.get(problem, "Accuracy")
+    kind = "labels" if problem == tasks.MULTI_LABEL else "classes"
+    return f"{metric.capitalize()} (macro, {n_labels} {kind})"
+
+
+def _what_it_does(facts: CardFacts) -> str:
+    task, base = facts.task, f"This model is a fine-tuned version of `{facts.base_model}` on **{facts.dataset_name}**"
+    fields = facts.text_fields
+    read = "" if len(fields) == 1 else (" It reads " + " and ".join(f"`{f}`" for f in fields)
+                                        + ", joined by the tokenizer's separator token, in that order.")
+    if task.problem_type == tasks.REGRESSION:
+        scale = task.scale()
+        return (f"{base} to predict a review's rating, `{task.label_names[0]}`"
+                + (f" ({scale[0]:g} to {scale[1]:g} in the training data)" if scale else "") + " (regression)." + read)
+    if task.problem_type == tasks.MULTI_LABEL:
+        return (f"{base} to tag a review with any of {len(task.label_names)} labels (multi-label): "
+                f"{', '.join(f'`{n}`' for n in task.label_names)}. A label is predicted when its probability is at "
+                f"least **{task.threshold:.2f}**, the threshold chosen on validation (saved as `review_threshold` in "
+                "config.json)." + read)
+    return (f"{base} for review classification into {len(facts.label_names)} classes: "
+            f"{', '.join(f'`{n}`' for n in facts.label_names)}." + read)
+
+
+def _usage(facts: CardFacts, repo: str) -> str:
+    task = facts.task
+    review = '"The food was great and the staff were lovely."'
+    if len(facts.text_fields) > 1:
+        review = '" [SEP] ".join(["Lovely place", "The food was great and the staff were lovely."])'
+        note = (f"\n\nJoin the fields ({', '.join(facts.text_fields)}) as training did: with the tokenizer's "
+                "separator token between them (`config.json` has them as `review_text_fields` and "
+                "`review_text_separator`).")
+    else:
+        note = ""
+    if task.problem_type == tasks.REGRESSION:
+        code = (f'rater = pipeline("text-classification", model="{repo}", function_to_apply="none")\n'
+                f"rating = rater({review})[0][\"score\"]  # the predicted {task.label_names[0]}, e.g. 4.3\n"
+                "print(rating)")
+        note = ("The model has one output, the rating itself: `function_to_apply=\"none\"` reads it as it is "
+                "(the pipeline's label is the rating's name, its score the value). This project's demo and "
+                "`finetune.score` also round it to the nearest rating seen in training." + note)
+    elif task.problem_type == tasks.MULTI_LABEL:
+        code = (f'tagger = pipeline("text-classification", model="{repo}", function_to_apply="sigmoid", top_k=None)\n'
+                f"scores = tagger({review})\n"
+                f"print([s[\"label\"] for s in scores if s[\"score\"] >= {task.threshold:.2f}])  # the labels predicted")
+        note = ("Each label has its own probability (sigmoid); the labels predicted are those at or above the "
+                f"threshold {task.threshold:.2f}." + note)
+    else:
+        code = (f'classifier = pipeline("text-classification", model="{repo}", top_k=None)\n'
+                f"print(classifier({review}))")
+    return ("## How to use\n\n```python\nfrom transformers import pipeline\n\n" + code + "\n```\n\n"
+            + (note + "\n\n" if note else "") + f"Or serve it with this project's demo: `MODEL_ID={repo} python app.py`.")
+
+
+def _results_text(facts: CardFacts) -> str:
+    files = ", ".join(f"`predictions_{split}.csv`" for split in facts.scores)
+    chosen = f"Scores of the restored best checkpoint (selected on validation `{facts.best_metric}`). "
+    if facts.task.problem_type == tasks.REGRESSION:
+        return (chosen + "MAE and MSE are in rating units; accuracy counts a prediction right when it rounds to the "
+                "true rating (the nearest rating seen in train). Every review's prediction (text, true rating, "
+                f"predicted value, rounded rating) is in {files}.")
+    if facts.task.problem_type == tasks.MULTI_LABEL:
+        return (chosen + f"At the decision threshold {facts.task.threshold:.2f}, chosen on validation after training "
+                "(so validation's scores are a little optimistic; test's are not). F1 (micro) pools every "
+                "review-label decision; precision, recall and F1 are macro averages over the labels; accuracy is "
+                "subset accuracy (every label of a review right). Every review's prediction (text, true labels, "
+                f"labels predicted, each label's probability) is in {files}.")
+    return (chosen + "Precision, recall and F1 are macro averages over the classes. Every review's prediction (text, "
+            f"true label, predicted label, class probabilities) is in {files}.")
 
 
 def _body(facts: CardFacts) -> str:
     repo = facts.repo_id or "path/to/this/folder"
+    names = facts.task.confusion_names()
     sections = [
         f"# {facts.model_name}",
-        f"This model is a fine-tuned version of `{facts.base_model}` on **{facts.dataset_name}** for review "
-        f"classification into {len(facts.label_names)} classes: {', '.join(f'`{n}`' for n in facts.label_names)}.",
+        _what_it_does(facts),
         _headline(facts),
-        "## How to use\n\n```python\nfrom transformers import pipeline\n\n"
-        f'classifier = pipeline("text-classification", model="{repo}", top_k=None)\n'
-        'print(classifier("The food was great and the staff were lovely."))\n```\n\n'
-        "Or serve it with this project's demo: "
-        f"`MODEL_ID={repo} python app.py`.",
+        _usage(facts, repo),
         _truncation_section(repo, facts.truncation, facts.max_seq_length),
         _onnx_section(repo, facts.onnx_copy) if facts.onnx_copy is not None else "",
-        "## Training history (one row per epoch)\n\n" + _history_table(facts.history),
-        "## Final results\n\n"
-        f"Scores of the restored best checkpoint (selected on validation `{facts.best_metric}`). "
-        "Precision, recall and F1 are macro averages over the classes. Every review's prediction (text, true "
-        "label, predicted label, class probabilities) is in "
-        + ", ".join(f"`predictions_{split}.csv`" for split in facts.scores) + ".\n\n" + _results_table(facts),
-        "### Per class\n\n" + _per_class_table(facts),
-        *[_confusion_section(split, matrix, facts.label_names) for split, matrix in facts.confusion_matrices.items()],
+        "## Training history (one row per epoch)\n\n" + _history_table(facts.history, facts.task),
+        "## Final results\n\n" + _results_text(facts) + "\n\n" + _results_table(facts),
+        "" if facts.task.problem_type == tasks.REGRESSION else
+        ("### Per label\n\n" if facts.task.problem_type == tasks.MULTI_LABEL else "### Per class\n\n")
+        + _per_class_table(facts),
+        *[_confusion_section(split, matrix, names) for split, matrix in facts.confusion_matrices.items() if names],
         "## Training data\n\n" + _data_section(facts),
         _search_section(facts.search),
         "## Training hyperparameters\n\n" + "\n".join(f"- {k}: {v}" for k, v in facts.hyperparameters.items())
         + _dropout_note(facts.hyperparameters.get("attention_dropout")),
         _cost_section(facts.cost),
         "## Intended use and limitations\n\n"
-        "Intended for classifying English review text of the same kind as the training data. It is not "
+        "Intended for English review text of the same kind as the training data. It is not "
         "a general sentiment model: scores on other domains (products vs. films), other languages, sarcasm "
         "or very long texts (truncated at the maximum sequence length above) will be lower than those "
         "reported here. Labels reflect the data's own annotation, with its biases. Do not use it for "
@@ -197,25 +271,34 @@ def _duration(seconds: float) -> str:
 def _headline(facts: CardFacts) -> str:
     lines = []
     for split, scores in facts.scores.items():
-        parts = ", ".join(f"{m} {scores[m]:.4f}" for m in CARD_METRICS if m in scores)
+        parts = ", ".join(f"{m} {scores[m]:.4f}" for m in facts.task.headline if m in scores)
         lines.append(f"- **{split}**: {parts}")
     return "It achieves:\n\n" + "\n".join(lines) if lines else ""
 
 
-def _history_table(history: list[dict[str, Any]]) -> str:
+def _history_table(history: list[dict[str, Any]], task=None) -> str:
     if not history:
         return "No evaluation was run during training."
-    header = "| " + " | ".join(ROW_KEYS) + " |\n|" + "---|" * len(ROW_KEYS)
+    keys = history_keys(task)
+    header = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys)
     rows = [
-        "| " + " | ".join(f"{row[k]:g}" if k == "epoch" else _fmt(row.get(k)) for k in ROW_KEYS) + " |"
+        "| " + " | ".join(f"{row[k]:g}" if k == "epoch" else _fmt(row.get(k)) for k in keys) + " |"
         for row in history
     ]
     return "\n".join([header, *rows])
 
 
+def history_keys(task=None) -> list[str]:
+    """The history table's columns: epoch, step, the losses, and the task's headline metrics."""
+    if task is None or task.problem_type == tasks.SINGLE_LABEL:
+        return list(ROW_KEYS)
+    return [*ROW_KEYS[:4], *task.headline]
+
+
 def _results_table(facts: CardFacts) -> str:
-    header = "| split | " + " | ".join(CARD_METRICS) + " |\n|---|" + "---|" * len(CARD_METRICS)
-    rows = [f"| {s} | " + " | ".join(_fmt(sc.get(m)) for m in CARD_METRICS) + " |" for s, sc in facts.scores.items()]
+    metrics = facts.task.headline
+    header = "| split | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics)
+    rows = [f"| {s} | " + " | ".join(_fmt(sc.get(m)) for m in metrics) + " |" for s, sc in facts.scores.items()]
     return "\n".join([header, *rows])
 
 
@@ -286,6 +369,11 @@ class Evaluation:
     dropped_rows: int = 0
     hidden_label_rows: int = 0
     max_seq_length: int | None = None
+    task: Any = None  # finetune/tasks.Task of the model scored; None: single label over label_names
+
+    def __post_init__(self):
+        if self.task is None:
+            self.task = tasks.Task(tasks.SINGLE_LABEL, self.label_names)
 
     @property
     def key(self) -> str:
@@ -293,7 +381,7 @@ class Evaluation:
 
     def results(self) -> list[EvalResult]:
         return split_results(self.dataset_name, self.dataset_id, self.split, self.scores, len(self.label_names),
-                             self.dataset_config)
+                             self.dataset_config, self.task)
 
 
 def add_evaluation(card_text: str | None, evaluation: Evaluation, model_name: str) -> str:
@@ -335,7 +423,10 @@ def evaluation_section(evaluation: Evaluation) -> str:
         f"Scored with `python -m finetune.score` on {e.reviews:,} reviews of {where} ({e.split} split)"
         + (f", model revision `{e.model_revision[:12]}`" if e.model_revision else "")
         + (f", reviews truncated to {e.max_seq_length} tokens" if e.max_seq_length else "")
-        + ". Precision, recall and F1 are macro averages over the classes.",
+        + "." + {tasks.SINGLE_LABEL: " Precision, recall and F1 are macro averages over the classes.",
+                 tasks.REGRESSION: " MAE and MSE are in rating units; accuracy is after rounding to the nearest rating.",
+                 tasks.MULTI_LABEL: f" At the model's decision threshold {e.task.threshold:.2f}; precision, recall and "
+                 "F1 are macro averages over the labels, accuracy is subset accuracy."}[e.task.problem_type],
     ]
     if e.label_map:
         lines.append("The data's labels were mapped to the model's: "
@@ -344,14 +435,18 @@ def evaluation_section(evaluation: Evaluation) -> str:
                                                                          [e.hidden_label_rows] if n]
     if dropped:
         lines.append("Rows dropped: " + ", ".join(dropped) + ".")
-    header = "| " + " | ".join(CARD_METRICS) + " |\n|" + "---|" * len(CARD_METRICS)
-    lines.append(header + "\n| " + " | ".join(_fmt(e.scores.get(m)) for m in CARD_METRICS) + " |")
-    per_class = ["| label | precision | recall | f1 |\n|---|---|---|---|"] + [
-        f"| {n} | " + " | ".join(_fmt(e.scores.get(f"{m}_{n}")) for m in ("precision", "recall", "f1")) + " |"
-        for n in e.label_names
-    ]
-    lines.append("\n".join(per_class))
-    lines.append(_confusion_section(f"{e.dataset_name}, {e.split}", e.confusion_matrix, e.label_names))
+    metrics = e.task.headline
+    header = "| " + " | ".join(metrics) + " |\n|" + "---|" * len(metrics)
+    lines.append(header + "\n| " + " | ".join(_fmt(e.scores.get(m)) for m in metrics) + " |")
+    if e.task.problem_type != tasks.REGRESSION:
+        per_class = ["| label | precision | recall | f1 |\n|---|---|---|---|"] + [
+            f"| {n} | " + " | ".join(_fmt(e.scores.get(f"{m}_{n}")) for m in ("precision", "recall", "f1")) + " |"
+            for n in e.label_names
+        ]
+        lines.append("\n".join(per_class))
+    names = e.task.confusion_names()
+    if e.confusion_matrix and names:
+        lines.append(_confusion_section(f"{e.dataset_name}, {e.split}", e.confusion_matrix, names))
     return "\n\n".join(lines)
 
 

@@ -29,16 +29,19 @@ def base_model_hub_id(args: ModelArguments) -> str | None:
     return None if Path(name).expanduser().exists() else name
 
 
-def load_pretrained_config(args: ModelArguments, label_names: list[str] | None = None):
-    """Load the checkpoint's config: the cheap check that the model exists, run before the data."""
+def load_pretrained_config(args: ModelArguments, label_names: list[str] | None = None, task=None):
+    """Load the checkpoint's config: the cheap check that the model exists, run before the data. With a task
+    (finetune/tasks.py), its number of outputs, their names and transformers' problem_type (which picks the loss)."""
     path = resolve_model_path(args)
     extra = {}
     if label_names is not None:
         extra = {
-            "num_labels": len(label_names),
+            "num_labels": len(label_names) if task is None else task.num_labels,
             "id2label": dict(enumerate(label_names)),
             "label2id": {name: i for i, name in enumerate(label_names)},
         }
+        if task is not None:
+            extra["problem_type"] = task.problem_type
     try:
         config = AutoConfig.from_pretrained(path, revision=args.model_revision, cache_dir=args.cache_dir, **extra)
     except (OSError, ValueError) as err:
@@ -60,8 +63,8 @@ def load_tokenizer(args: ModelArguments):
     return AutoTokenizer.from_pretrained(resolve_model_path(args), revision=args.model_revision, cache_dir=args.cache_dir)
 
 
-def load_classifier(args: ModelArguments, label_names: list[str]):
-    config = load_pretrained_config(args, label_names)
+def load_classifier(args: ModelArguments, label_names: list[str], task=None):
+    config = load_pretrained_config(args, label_names, task)
     settings = dict(
         config=config,
         revision=args.model_revision,

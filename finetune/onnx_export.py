@@ -31,6 +31,7 @@ from finetune import artifacts
 from finetune.inference import MAX_SEQ_LENGTH_CAP
 from finetune.logs import setup_logging
 from finetune.model_card import with_onnx_section
+from finetune.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,11 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     int8_logits = _run(int8, {n: batch[n].numpy() for n in names})
     if int8_logits.shape != expected[0].shape or not np.isfinite(int8_logits).all():
         raise ExportFailed(f"the int8 model's logits have shape {int8_logits.shape} or are not finite")
-    same = int((int8_logits.argmax(-1) == expected[0].argmax(-1)).sum())
+    # The same prediction as PyTorch's: the class; the rounded rating; the whole set of labels (finetune/tasks.py)
+    task = Task.of_model(model.config)
+    agree = [task.predicted_text(a) == task.predicted_text(b)
+             for a, b in zip(task.outputs(int8_logits), task.outputs(expected[0]))]
+    same = int(sum(agree))
     return {"reviews_checked": len(texts), "max_logit_difference": difference, "int8_same_label": same}
 
 

@@ -129,8 +129,9 @@ def measure(model, batch: dict[str, torch.Tensor], timer: Callable[[], float] = 
 
 def padded(batch: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
     """The batch with `extra` more padding columns (masked out): the same reviews in a new shape."""
-    # Per-token tensors (ids, attention mask, token types) grow; zeros are masked out, whatever id 0 means.
-    return {name: torch.nn.functional.pad(value, (0, extra)) if value.dim() == 2 else value
+    # Per-token tensors (ids, attention mask, token types) grow; zeros are masked out, whatever id 0 means. The
+    # labels do not (a multi-label batch's are 2-D too: one 0/1 per label).
+    return {name: torch.nn.functional.pad(value, (0, extra)) if value.dim() == 2 and name != "labels" else value
             for name, value in batch.items()}
 
 

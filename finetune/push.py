@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m finetune.push", description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path,
                         help="a model folder written by finetune/train.py (with --path_in_repo: a checkpoint-* in it)")
-    parser.add_argument("--repo", required=True, help="Hub repo id, e.g. me/minilm-reviews (created if missing)")
+    parser.add_argument("--repo", "--hub_model_id", dest="repo", required=True,
+                        help="Hub repo id, e.g. me/minilm-reviews (created if missing; --hub_model_id, as in training, too)")
     parser.add_argument("--private", action="store_true", help="create the repo as private")
     parser.add_argument("--message", help="commit message (default: names the folder and its test score)")
     parser.add_argument("--path_in_repo", help="push a checkpoint-* folder into this folder of the repo instead "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune import artifacts, embedded
+from finetune import artifacts, embedded, tasks
 from finetune.artifacts import public_value
 from finetune.config import PROJECT_DEFAULTS, DataArguments, RunConfig
 from finetune.energy import RunCost
@@ -35,7 +35,13 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
     args = config.training
     dropout = config.model.attention_dropout
     decay = config.run.layerwise_lr_decay
+    extra = {}
+    if config.data.problem_type != tasks.SINGLE_LABEL:
+        extra["problem_type"] = config.data.problem_type
+    if len(config.data.text_columns()) > 1:
+        extra["text_columns"] = ", ".join(config.data.text_columns()) + " (joined by the tokenizer's separator token)"
     return {
+        **extra,
         "learning_rate": args.learning_rate,
         "per_device_train_batch_size": args.per_device_train_batch_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
@@ -77,7 +83,8 @@ RECIPE_FLAGS = ("num_train_epochs", "learning_rate", "warmup_steps", "weight_dec
 
 def uses_default_recipe(config: RunConfig) -> bool:
     same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS)
-    return (same and config.data.truncation == DataArguments().truncation and config.run.layerwise_lr_decay is None
+    return (same and config.data.problem_type == tasks.SINGLE_LABEL
+            and config.data.truncation == DataArguments().truncation and config.run.layerwise_lr_decay is None
             and config.run.class_weights == "none")
 
 
@@ -115,6 +122,12 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         {
             "scores": scores,
             "label_names": data.label_names,
+            # what a label is (finetune/tasks.py), and what the model saved with it: a rating's values seen in
+            # train, a multi-label model's decision threshold (chosen on validation)
+            "problem_type": data.task.problem_type,
+            **({"rating_values": data.task.rating_values} if data.task.problem_type == tasks.REGRESSION else {}),
+            **({"threshold": data.task.threshold} if data.task.problem_type == tasks.MULTI_LABEL else {}),
+            "text_fields": config.data.text_columns(),
             # what each label means, where the data says so (the embedded reviews): the demo explains them
             "label_descriptions": embedded.LABEL_DESCRIPTIONS if config.data.uses_embedded_data else {},
             "confusion_matrices": confusion_matrices,
@@ -135,12 +148,13 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         },
     )
     artifacts.write_run_config(output_dir, config.to_dict())
+    task = data.task
     for split, rows in outcome.unlabelled_probabilities.items():
         # [:] reads a column at once; iterating a datasets 5 Column reads row by row (seconds per 10,000 rows)
-        write_predictions(output_dir, split, data.unlabelled[split]["text"][:], rows, data.label_names)
+        write_predictions(output_dir, split, data.unlabelled[split]["text"][:], rows, task)
     for split, rows in outcome.probabilities.items():  # per-review results of the scored splits: where the model errs
-        labels = [data.label_names[i] for i in data.splits[split]["label"][:]]
-        write_predictions(output_dir, split, data.splits[split]["text"][:], rows, data.label_names, labels)
+        labels = [task.label_text(label) for label in data.splits[split]["label"][:]]
+        write_predictions(output_dir, split, data.splits[split]["text"][:], rows, task, labels)
     repo_id = outcome.repo_id
     facts = CardFacts(
         model_name=Path(output_dir).name if repo_id is None else repo_id.split("/")[-1],
@@ -167,27 +181,44 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         onnx_copy=outcome.onnx_copy,
         truncation=config.data.truncation,
         max_seq_length=outcome.max_seq_length,
+        task=task,
+        text_fields=config.data.text_columns(),
         cost=outcome.cost,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts
 
 
-def write_predictions(output_dir: Path, split: str, texts, probabilities: list[list[float]],
-                      label_names: list[str], labels: list[str] | None = None) -> Path:
-    """predictions_<split>.csv: each review, its true label when known (column `label`), its predicted label
-    and the probability of every class (the predicted label's is the model's confidence).
+def write_predictions(output_dir: Path, split: str, texts, outputs: list[list[float]], task,
+                      labels: list[str] | None = None) -> Path:
+    """predictions_<split>.csv: each review, its true label when known (column `label`), and what the model
+    says of it, by the task (finetune/tasks.py; a list of class names means single label):
+
+    - classes: the predicted label and the probability of every class (the predicted label's is the model's
+      confidence);
+    - a rating: the predicted value and the predicted label (the value rounded to the nearest rating seen in
+      train);
+    - several labels: the labels predicted (at or above the threshold, joined by ';') and each label's probability.
 
     One format for every split, scored or not, of a training run or of `python -m finetune.score`.
     """
+    if isinstance(task, list):
+        task = tasks.Task(tasks.SINGLE_LABEL, task)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     known = [] if labels is None else ["label"]
-    writer.writerow(["text", *known, "predicted_label", *(f"p({name})" for name in label_names)])
-    for i, (text, row) in enumerate(zip(texts, probabilities)):
-        best = max(range(len(row)), key=row.__getitem__)
-        truth = [] if labels is None else [labels[i]]
-        writer.writerow([text, *truth, label_names[best], *(f"{p:.6f}" for p in row)])
+    if task.problem_type == tasks.REGRESSION:
+        writer.writerow(["text", *known, "predicted_value", "predicted_label"])
+        rounded = task.rounded([row[0] for row in outputs]) if len(outputs) else []
+        for i, (text, row) in enumerate(zip(texts, outputs)):
+            truth = [] if labels is None else [labels[i]]
+            writer.writerow([text, *truth, f"{row[0]:.6f}", rounded[i]])
+    else:
+        column = "predicted_labels" if task.problem_type == tasks.MULTI_LABEL else "predicted_label"
+        writer.writerow(["text", *known, column, *(f"p({name})" for name in task.label_names)])
+        for i, (text, row) in enumerate(zip(texts, outputs)):
+            truth = [] if labels is None else [labels[i]]
+            writer.writerow([text, *truth, task.predicted_text(row), *(f"{p:.6f}" for p in row)])
     return artifacts.write_text(Path(output_dir) / artifacts.predictions_file(split), buffer.getvalue())
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import yaml
 
-from finetune import artifacts
+from finetune import artifacts, tasks
 from finetune.limits import allow_long_csv_fields
 from finetune.mistakes import most_confident_mistakes
 
@@ -53,6 +53,18 @@ class ServedModel:
     @property
     def is_hub_repo(self) -> bool:
         return not os.path.isdir(os.path.expanduser(self.model_id))
+
+    @property
+    def task(self) -> tasks.Task:
+        """What the model predicts (finetune/tasks.py): the loaded model's, else what its results.json says."""
+        if self.classifier is not None and getattr(self.classifier, "task", None) is not None:
+            return self.classifier.task
+        problem = self.results.get("problem_type") if isinstance(self.results, dict) else None
+        names = list(self.results.get("label_names") or []) if isinstance(self.results, dict) else []
+        if problem in (tasks.REGRESSION, tasks.MULTI_LABEL):
+            return tasks.Task(problem, names, self.results.get("rating_values"),
+                              float(self.results.get("threshold") or tasks.DEFAULT_THRESHOLD))
+        return tasks.Task(tasks.SINGLE_LABEL, names)
 
 
 def split_card(text: str) -> tuple[dict, str]:
@@ -166,10 +178,18 @@ def header_markdown(served: ServedModel) -> str:
 
 def _header(served: ServedModel) -> str:
     labels = served.classifier.label_names
+    task = served.task
     results, meta = served.results, served.card_metadata
     dataset = dataset_name(meta)
     sizes = results.get("split_sizes", {})
-    what = f"Sorts a review into one of {len(labels)} classes: " + ", ".join(f"**{n}**" for n in labels)
+    if task.problem_type == tasks.REGRESSION:
+        scale = task.scale()
+        what = f"Predicts a review's **{labels[0]}**" + (f", from {scale[0]:g} to {scale[1]:g}" if scale else "")
+    elif task.problem_type == tasks.MULTI_LABEL:
+        what = (f"Tags a review with any of {len(labels)} labels: " + ", ".join(f"**{n}**" for n in labels)
+                + f" (each label at or above probability {task.threshold:.2f})")
+    else:
+        what = f"Sorts a review into one of {len(labels)} classes: " + ", ".join(f"**{n}**" for n in labels)
     if dataset != "unknown":
         trained = f" ({sizes['train']:,} training reviews)" if "train" in sizes else ""
         what += f", trained on *{dataset}*{trained}."
@@ -181,8 +201,15 @@ def _header(served: ServedModel) -> str:
     scores = results.get("scores", {}).get(split)
     if scores:
         size = f" on {sizes[split]:,} {split} reviews" if split in sizes else f" on the {split} split"
-        lines.append(f"**{split.capitalize()} accuracy {scores['accuracy']:.1%}**, macro F1 {scores['f1']:.1%}{size}"
-                     " the model never saw while training.")
+        if task.problem_type == tasks.SINGLE_LABEL:
+            said = f"**{split.capitalize()} accuracy {scores['accuracy']:.1%}**, macro F1 {scores['f1']:.1%}"
+        elif task.problem_type == tasks.REGRESSION:
+            said = f"**{split.capitalize()} MAE {scores['mae']:.3f}**, Spearman {scores['spearman']:.3f}" + (
+                f", rounded accuracy {scores['accuracy']:.1%}" if "accuracy" in scores else "")
+        else:
+            said = (f"**{split.capitalize()} micro F1 {scores['f1_micro']:.1%}**, macro F1 {scores['f1']:.1%}, "
+                    f"subset accuracy {scores['accuracy']:.1%}")
+        lines.append(f"{said}{size} the model never saw while training.")
     base = meta.get("base_model") or (served.config.get("model") or {}).get("model_name_or_path")
     facts = [f"Model `{served.model_id}`" + (f" at revision `{served.revision[:12]}`" if served.revision else "")]
     if base:
@@ -194,20 +221,42 @@ def _header(served: ServedModel) -> str:
     return "\n\n".join(lines)
 
 
-def example_reviews(served: ServedModel, fallback: list[str]) -> list[str]:
-    """One short validation review per class, each one the model gets right (surest first among the shortest),
-    so the examples fit whatever this model classifies; `fallback` when the run stored none."""
+def example_reviews(served: ServedModel, fallback: list[str]) -> list:
+    """One short validation review per class (per rounded rating; per label set for several labels), each one the
+    model gets right (surest or nearest first among the shortest), so the examples fit whatever this model
+    predicts; `fallback` when the run stored none. A model of several text fields gets each example as its fields."""
     rows = served.validation_predictions or served.test_predictions
+    task = served.task
     picks = []
     try:
-        for name in served.classifier.label_names if served.classifier else []:
-            candidates = [row for row in rows if row.get("label") == name == row.get("predicted_label")
-                          and EXAMPLE_WORDS[0] <= len(row["text"].split()) <= EXAMPLE_WORDS[1]]
+        if task.problem_type == tasks.REGRESSION:
+            groups = {}
+            for row in rows:
+                groups.setdefault(row.get("label"), []).append(row)
+            keyed = [(name, [r for r in group if r.get("predicted_label") == name], lambda r: -abs(
+                float(r["predicted_value"]) - float(r["label"]))) for name, group in sorted(groups.items())]
+        elif task.problem_type == tasks.MULTI_LABEL:
+            keyed = [(name, [r for r in rows if r.get("label") == r.get("predicted_labels") and
+                             name in (r.get("label") or "").split(tasks.LABELS_JOINER)],
+                      lambda r, n=name: float(r[f"p({n})"])) for name in task.label_names]
+        else:
+            keyed = [(name, [r for r in rows if r.get("label") == name == r.get("predicted_label")],
+                      lambda r, n=name: float(r[f"p({n})"])) for name in (served.classifier.label_names
+                                                                            if served.classifier else [])]
+        for _name, candidates, sureness in keyed:
+            candidates = [r for r in candidates if EXAMPLE_WORDS[0] <= len(r["text"].split()) <= EXAMPLE_WORDS[1]]
             if candidates:  # short and sure: a fifth of the candidates, the surest of those
                 shortest = sorted(candidates, key=lambda row: len(row["text"]))[:max(1, len(candidates) // 5)]
-                picks.append(max(shortest, key=lambda row: float(row[f"p({name})"]))["text"])
+                text = max(shortest, key=sureness)["text"]
+                if text not in picks:
+                    picks.append(text)
     except SHAPE_ERRORS:
-        return fallback
+        picks = []
+    fields = getattr(served.classifier, "text_fields", None) or ["text"]
+    if len(fields) > 1:  # the joined text, back into its fields (a review with an empty field is left out)
+        separator = served.classifier.separator
+        picks = [parts for parts in (text.split(separator) for text in picks) if len(parts) == len(fields)]
+        return picks or [[""] * (len(fields) - 1) + [fallback[0]]]
     return picks or fallback
 
 
@@ -218,10 +267,15 @@ def metrics_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     """History table, loss plot data, score plot data, confusion matrix, card summary.
 
     Never raises for a run's files: what cannot be shown is named in the summary instead."""
-    rows = [{k: row.get(k) for k in HISTORY_COLUMNS} for row in served.history]
-    history = pd.DataFrame(rows, columns=HISTORY_COLUMNS).apply(pd.to_numeric, errors="coerce")
+    from finetune.model_card import history_keys
+
+    task = served.task
+    columns = history_keys(task)
+    rows = [{k: row.get(k) for k in columns} for row in served.history]
+    history = pd.DataFrame(rows, columns=columns).apply(pd.to_numeric, errors="coerce")
     losses = _long(history, ["train_loss", "eval_loss"], "loss")
-    scores = _long(history, ["accuracy", "f1"], "score")
+    scores = _long(history, ["accuracy", "f1"] if task.problem_type == tasks.SINGLE_LABEL else list(task.headline[:2]),
+                   "score")
     problems = list(served.file_problems)
     try:
         confusion = confusion_table(served)
@@ -274,20 +328,44 @@ def evaluations_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, s
         return evaluations, pd.DataFrame(), ("This run stored no per-review predictions of a labelled split "
                                              f"(`{artifacts.predictions_file('test')}`): nothing to show here.")
     rows = served.test_predictions if split == "test" else served.validation_predictions
+    task = served.task
     try:
-        wrong = most_confident_mistakes(
-            [row["text"] for row in rows], [row["label"] for row in rows], [row["predicted_label"] for row in rows],
-            [float(row[f"p({row['predicted_label']})"]) for row in rows])
+        if task.problem_type == tasks.REGRESSION:
+            return evaluations, *_furthest_off(rows, split, task)
+        if task.problem_type == tasks.MULTI_LABEL:
+            wrong = [{"label": r["label"], "predicted_label": r["predicted_labels"], "text": r["text"],
+                      "confidence": max(abs(float(r[f"p({n})"]) - task.threshold) for n in task.label_names)}
+                     for r in rows if r["label"] != r["predicted_labels"]]
+            wrong.sort(key=lambda m: -m["confidence"])
+        else:
+            wrong = most_confident_mistakes(
+                [row["text"] for row in rows], [row["label"] for row in rows], [row["predicted_label"] for row in rows],
+                [float(row[f"p({row['predicted_label']})"]) for row in rows])
     except SHAPE_ERRORS as err:
         return evaluations, pd.DataFrame(), f"`{artifacts.predictions_file(split)}` could not be shown ({describe(err)})."
-    note = (f"**{len(wrong):,} of {len(rows):,}** {split} reviews are wrong. The {min(len(wrong), MISTAKES_SHOWN)} "
-            "the model was surest about are below, surest first: the kinds of review it has not understood "
+    kind = "whose labels are not all right" if task.problem_type == tasks.MULTI_LABEL else "are wrong"
+    surest = ("furthest from the threshold on a label it got wrong" if task.problem_type == tasks.MULTI_LABEL
+              else "surest about")
+    note = (f"**{len(wrong):,} of {len(rows):,}** {split} reviews {kind}. The {min(len(wrong), MISTAKES_SHOWN)} "
+            f"the model was {surest} are below, surest first: the kinds of review it has not understood "
             "(or labels that are wrong).")
     # The short columns first: on a narrow screen they stay in view, the review wraps beside them.
     table = pd.DataFrame([{"true label": m["label"], "predicted": m["predicted_label"],
                            "confidence": round(m["confidence"], 4), "review": m["text"]}
                           for m in wrong[:MISTAKES_SHOWN]])
     return evaluations, table, note
+
+
+def _furthest_off(rows: list[dict], split: str, task: tasks.Task) -> tuple[pd.DataFrame, str]:
+    """A rating model's reviews whose predicted value is furthest from the true one."""
+    errors = sorted(rows, key=lambda r: -abs(float(r["predicted_value"]) - float(r["label"])))
+    off = [r for r in errors if r["predicted_label"] != r["label"]] if task.rating_values else errors
+    note = (f"**{len(off):,} of {len(rows):,}** {split} reviews round to another rating than theirs. The "
+            f"{min(len(errors), MISTAKES_SHOWN)} furthest off are below, furthest first.")
+    table = pd.DataFrame([{"true rating": r["label"], "predicted": round(float(r["predicted_value"]), 2),
+                           "error": round(float(r["predicted_value"]) - float(r["label"]), 2), "review": r["text"]}
+                          for r in errors[:MISTAKES_SHOWN]])
+    return table, note
 
 
 def card_evaluations(card_metadata: dict) -> list[dict]:
@@ -315,7 +393,7 @@ def confusion_table(served: ServedModel) -> pd.DataFrame:
     split = "test" if "test" in matrices else "validation"
     if split not in matrices:
         return pd.DataFrame()
-    names = served.results.get("label_names", [])
+    names = served.task.confusion_names() or served.results.get("label_names", [])
     frame = pd.DataFrame(matrices[split], columns=[f"predicted {n}" for n in names])
     frame.insert(0, f"true ({split})", names)
     return frame
@@ -342,7 +420,7 @@ def card_summary(served: ServedModel) -> str:
     ]
     for split, values in served.results.get("scores", {}).items():
         lines.append(f"**{split.capitalize()}**: " + ", ".join(
-            f"{m} {values[m]:.4f}" for m in artifacts.HEADLINE_METRICS if m in values))
+            f"{m} {values[m]:.4f}" for m in served.task.headline if m in values))
     return "\n\n".join(lines)
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, embedded, hub
-from finetune.artifacts import HEADLINE_METRICS, is_local_path, public_value
+from finetune import artifacts, embedded, hub, tasks
+from finetune.artifacts import is_local_path, public_value
 from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
 from finetune.logs import setup_logging
@@ -110,10 +110,11 @@ def parse_args(argv: list[str]) -> tuple[str, ScoreArguments]:
 
 @dataclass
 class Reviews:
-    """The reviews to score, their true labels as model class ids (None: unlabelled), and where they came from."""
+    """The reviews to score, their true labels as the model's metrics read them (class ids, ratings, or a 0/1 row
+    per label; None: unlabelled), and where they came from."""
 
     texts: list[str]
-    label_ids: list[int] | None
+    label_ids: list | None
     dataset_name: str
     dataset_id: str | None
     dataset_config: str | None
@@ -156,25 +157,44 @@ def training_max_length(model_ref: str, token: str | None, revision: str | None)
     return (config.get("data") or {}).get("max_seq_length")
 
 
-def load_reviews(args: ScoreArguments, model_labels: list[str]) -> Reviews:
-    """The split to score, cleaned as training cleans its splits; raises UsageError."""
+def load_reviews(args: ScoreArguments, classifier) -> Reviews:
+    """The split to score, cleaned as training cleans its splits, its texts made of the fields the model was
+    trained on (finetune/text_fields.py) and its labels read as the model's task reads them; raises UsageError."""
+    import dataclasses
+
     from finetune.data import (
-        check_columns,
+        check_ratings,
+        check_source_columns,
         dataset_identity,
         drop_empty_rows,
         drop_hidden_labels,
         hidden_label_mask,
+        label_columns,
         load_embedded_reviews,
         load_hub_dataset,
         model_label_ids,
+        rating_value,
         take_subset,
+        task_label_values,
+        unify_columns,
     )
     from finetune.data_files import read_data_file
 
+    task = getattr(classifier, "task", None) or tasks.Task(tasks.SINGLE_LABEL, classifier.label_names)
+    model_fields = getattr(classifier, "text_fields", ["text"])
+    if args.text_column_names is None and len(model_fields) > 1:
+        if args.text_column_name != "text":
+            raise UsageError(f"the model reads {len(model_fields)} text columns ({', '.join(model_fields)}), joined: "
+                             "pass them all with --text_column_names, e.g. --text_column_names "
+                             f"{','.join(model_fields)} (in that order).")
+        args.text_column_names = ",".join(model_fields)
+    elif args.text_column_names is not None and len(args.text_columns()) != len(model_fields):
+        raise UsageError(f"--text_column_names {args.text_column_names}: the model was trained on {len(model_fields)} "
+                         f"text column(s) ({', '.join(model_fields)}); pass that many, in that order.")
     split_name, config_name = args.split, None
     if args.test_file:
-        columns = (args.text_column_name, *([args.label_column_name] if args.label_column_name else []))
-        split = read_data_file(args.test_file, "test_file", args.file_encoding, args.csv_delimiter, columns)
+        split = read_data_file(args.test_file, "test_file", args.file_encoding, args.csv_delimiter,
+                               (*args.text_columns(), *label_columns(args)))
         name, hub_id = public_value(args.test_file), None
     else:
         if args.dataset_name:
@@ -187,29 +207,52 @@ def load_reviews(args: ScoreArguments, model_labels: list[str]) -> Reviews:
             raise UsageError(f"--split {args.split}: the dataset has no such split (it has: {', '.join(splits)}).")
         split = splits[args.split]
 
-    if args.label_column_name is None and "label" in split.column_names:
+    if args.label_column_name is None and not args.label_column_names and "label" in split.column_names:
         args.label_column_name = "label"
-    labelled = args.label_column_name is not None
-    check_columns(split, split_name, args, ("text_column_name", "label_column_name") if labelled else ("text_column_name",))
-    split, dropped = drop_empty_rows(split, args, split_name, check_label=False)
+    labelled = bool(label_columns(args))
+    if args.label_delimiter and task.problem_type != tasks.MULTI_LABEL:
+        raise UsageError(f"--label_delimiter splits a review's several labels; this model is {task.problem_type}, "
+                         "one label per review. Drop --label_delimiter.")
+    if args.label_column_names and task.problem_type != tasks.MULTI_LABEL:
+        raise UsageError(f"--label_column_names: 0/1 columns are the labels of a multi-label model; this model is "
+                         f"{task.problem_type}. Pass its label column with --label_column_name.")
+    check_source_columns(split, split_name, args, labelled=labelled)
+    if labelled and task.problem_type == tasks.REGRESSION:
+        check_ratings(split, args.label_column_name, split_name, f"--test_file {args.test_file}" if args.test_file else None)
+    fields = args.text_columns()
+    joined, source, _ = unify_columns({split_name: split}, args, getattr(classifier, "separator", " "))
+    split = joined[split_name]
+    source = dataclasses.replace(source, label_column_name=source.label_column_name if labelled else None)
+    split, dropped = drop_empty_rows(split, source, split_name, check_label=False)
     hidden = 0
     if labelled:
-        mask = hidden_label_mask(split, args.label_column_name, model_labels)
+        column = source.label_column_name
+        if task.problem_type == tasks.SINGLE_LABEL:
+            mask = hidden_label_mask(split, column, classifier.label_names)
+        else:
+            mask = [v is None or (isinstance(v, str) and not v.strip())
+                    or (task.problem_type == tasks.REGRESSION and rating_value(v) is None) for v in split[column][:]]
         if len(split) and all(mask):
             logger.warning("the %s data's labels are all hidden (-1 or missing): its %d reviews are predicted, "
                            "not scored", split_name, len(split))
             labelled = False
         else:
-            split, hidden = drop_hidden_labels(split, args, split_name, mask)
+            split, hidden = drop_hidden_labels(split, source, split_name, mask)
     if len(split) == 0:
-        raise UsageError(f"the {split_name} data holds no reviews with text (column '{args.text_column_name}'). "
+        raise UsageError(f"the {split_name} data holds no reviews with text (column {', '.join(fields)}). "
                          "Check --text_column_name.")
     if args.max_test_samples is not None:
         split = take_subset(split, args.max_test_samples, args.seed)
-    label_ids = model_label_ids(split, args.label_column_name, model_labels, args.labels, split_name) if labelled else None
-    if args.labels and not labelled:
-        logger.warning("--label_map is ignored: the data has no labels")
-    return Reviews(list(split[args.text_column_name]), label_ids, name, hub_id, config_name, split_name, dropped, hidden)
+    label_ids = None
+    if labelled and task.problem_type == tasks.SINGLE_LABEL:
+        label_ids = model_label_ids(split, source.label_column_name, classifier.label_names, args.labels, split_name)
+    elif labelled:
+        label_ids = task_label_values(split, source.label_column_name, task, split_name, args.label_delimiter,
+                                      args.labels)
+    if args.labels and (not labelled or task.problem_type == tasks.REGRESSION):
+        logger.warning("--label_map is ignored: the data has no labels" if not labelled else
+                       "--label_map is ignored: a rating has no label names")
+    return Reviews(list(split[source.text_column_name]), label_ids, name, hub_id, config_name, split_name, dropped, hidden)
 
 
 # --- the pure core: predict, score ----------------------------------------------------------------
@@ -225,7 +268,7 @@ def predict_probabilities(classifier, texts: list[str], batch_size: int, progres
     from tqdm.auto import tqdm
 
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-    probabilities = np.zeros((len(texts), len(classifier.label_names)), dtype=np.float32)
+    probabilities = np.zeros((len(texts), len(classifier.label_names)), dtype=np.float32)  # or the rating
     chunk = batch_size * CHUNK_BATCHES
     with tqdm(total=len(texts), unit="review", desc="Predicting", disable=not progress) as bar:
         for start in range(0, len(order), chunk):
@@ -244,7 +287,7 @@ def default_output_dir(model_ref: str, reviews: Reviews) -> Path:
     return Path("outputs") / "evaluations" / f"{slug(model)}--{slug(reviews.dataset_name)}-{slug(reviews.split)}"
 
 
-def card_evaluation(result: dict, reviews: Reviews):
+def card_evaluation(result: dict, reviews: Reviews, task: tasks.Task | None = None):
     from finetune.model_card import Evaluation
 
     return Evaluation(
@@ -252,7 +295,7 @@ def card_evaluation(result: dict, reviews: Reviews):
         split=reviews.split, label_names=result["label_names"], scores=result["scores"],
         confusion_matrix=result["confusion_matrix"], reviews=result["reviews"], model_revision=result["model_revision"],
         label_map=result["label_map"], dropped_rows=reviews.dropped_rows, hidden_label_rows=reviews.hidden_label_rows,
-        max_seq_length=result["max_seq_length"],
+        max_seq_length=result["max_seq_length"], task=task,
     )
 
 
@@ -266,7 +309,7 @@ def add_to_card(model_ref: str, evaluation, token: str | None) -> str:
         text = card.read_text(encoding="utf-8") if card.is_file() else None
         artifacts.write_text(card, add_evaluation(text, evaluation, folder.name))
         return str(card)
-    summary = ", ".join(f"{m} {evaluation.scores[m]:.4f}" for m in ("accuracy", "f1"))
+    summary = ", ".join(f"{m} {evaluation.scores[m]:.4f}" for m in evaluation.task.headline[:2])
     return hub.update_card(
         model_ref, lambda text: add_evaluation(text, evaluation, model_ref.split("/")[-1]), token,
         commit_message=f"Evaluation on {evaluation.dataset_name}, {evaluation.split}: {summary}",
@@ -286,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         # A card pushed to the Hub needs a write token: checked now, not after an hour of predicting.
         token = hub.require_token(purpose="--add_to_card") if args.add_to_card and is_hub_repo else hub.read_token()
         classifier, commit = load_model(model_ref, args, token)
-        reviews = load_reviews(args, classifier.label_names)
+        reviews = load_reviews(args, classifier)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -302,8 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     result = build_result(model_ref, commit, classifier, args, reviews, probabilities)
     result["seconds"] = {"loading": round(loaded - started, 2), "prediction": round(predicted_at - loaded, 2)}
     result["reviews_per_second"] = round(len(reviews.texts) / max(predicted_at - loaded, 1e-9), 2)
-    write_evaluation(output_dir, result, reviews, probabilities, classifier.label_names)
-    print_result(result, reviews, probabilities, classifier.label_names, output_dir)
+    write_evaluation(output_dir, result, reviews, probabilities, classifier.task)
+    print_result(result, reviews, probabilities, classifier.task, output_dir)
 
     if args.add_to_card:
         if reviews.label_ids is None:
@@ -311,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(the predictions are in {output_dir}).", file=sys.stderr)
             return EXIT_USAGE
         try:
-            where = add_to_card(model_ref, card_evaluation(result, reviews), token)
+            where = add_to_card(model_ref, card_evaluation(result, reviews, classifier.task), token)
         except Exception as err:  # the Hub said no, or could not be reached: the evaluation is saved
             print(f"error: adding the result to the card of {model_ref} failed ({type(err).__name__}: {err}). "
                   f"The evaluation is saved in {output_dir}; run the same command again to retry:\n  "
@@ -323,15 +366,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArguments, reviews: Reviews,
                  probabilities: np.ndarray) -> dict:
-    from finetune.metrics import scores_and_confusion
-
+    task = getattr(classifier, "task", None) or tasks.Task(tasks.SINGLE_LABEL, classifier.label_names)
     result = {
         "model": model_ref if commit else public_value(model_ref),
         "model_revision": commit,  # the commit that was scored: a Hub model's main moves on, its commits do not
         "engine": getattr(classifier, "engine", "pytorch"),
         "dataset": {"name": reviews.dataset_name, "id": reviews.dataset_id, "config": reviews.dataset_config,
                     "split": reviews.split},
+        "problem_type": task.problem_type,
         "label_names": classifier.label_names,
+        **({"rating_values": task.rating_values} if task.problem_type == tasks.REGRESSION else {}),
+        **({"threshold": task.threshold} if task.problem_type == tasks.MULTI_LABEL else {}),
+        "text_fields": getattr(classifier, "text_fields", ["text"]),
         "label_map": args.labels,
         "reviews": len(reviews.texts),
         "dropped_rows": reviews.dropped_rows,
@@ -343,31 +389,42 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
         "predictions": artifacts.predictions_file(reviews.split),
     }
     if reviews.label_ids is not None:
-        result["scores"], result["confusion_matrix"] = scores_and_confusion(
-            probabilities.argmax(axis=-1), reviews.label_ids, classifier.label_names)
+        from finetune.metrics import score_task
+
+        result["scores"], result["confusion_matrix"] = score_task(task, probabilities, reviews.label_ids,
+                                                                  confusion_matrix=True)
     return result
 
 
-def write_evaluation(output_dir: Path, result: dict, reviews: Reviews, probabilities: np.ndarray,
-                     label_names: list[str]) -> None:
+def write_evaluation(output_dir: Path, result: dict, reviews: Reviews, probabilities: np.ndarray, task) -> None:
     from finetune.report import write_predictions
 
-    labels = None if reviews.label_ids is None else [label_names[i] for i in reviews.label_ids]
-    write_predictions(output_dir, reviews.split, reviews.texts, probabilities.tolist(), label_names, labels)
+    if isinstance(task, list):
+        task = tasks.Task(tasks.SINGLE_LABEL, task)
+    labels = None if reviews.label_ids is None else [task.label_text(label) for label in reviews.label_ids]
+    write_predictions(output_dir, reviews.split, reviews.texts, probabilities.tolist(), task, labels)
     artifacts.write_json(output_dir, EVALUATION_FILE, result)
 
 
-def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, label_names: list[str],
-                 output_dir: Path) -> None:
+def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task, output_dir: Path) -> None:
+    if isinstance(task, list):
+        task = tasks.Task(tasks.SINGLE_LABEL, task)
+    label_names = task.label_names
     print(f"\n{result['model']} on {reviews.dataset_name}, {reviews.split}: {result['reviews']:,} reviews, "
           f"{result['reviews_per_second']:.1f} reviews/s")
     scores = result["scores"]
     if scores:
-        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in HEADLINE_METRICS))
-        width = max(len(n) for n in label_names)
-        for name, row in zip(label_names, result["confusion_matrix"]):
-            print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall {scores[f'recall_{name}']:.4f}"
-                  f"  f1 {scores[f'f1_{name}']:.4f}  predicted as {dict(zip(label_names, row))}")
+        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in task.headline))
+        if task.problem_type == tasks.MULTI_LABEL:
+            print(f"  at the model's decision threshold {task.threshold:.2f}")
+        if task.problem_type != tasks.REGRESSION:
+            width = max(len(n) for n in label_names)
+            matrix = result["confusion_matrix"] or [None] * len(label_names)
+            for name, row in zip(label_names, matrix):
+                print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall "
+                      f"{scores[f'recall_{name}']:.4f}  f1 {scores[f'f1_{name}']:.4f}"
+                      + (f"  predicted as {dict(zip(label_names, row))}" if row is not None else ""))
+    if scores and task.problem_type == tasks.SINGLE_LABEL:
         predicted = probabilities.argmax(axis=-1)
         mistakes = most_confident_mistakes(
             reviews.texts, [label_names[i] for i in reviews.label_ids], [label_names[i] for i in predicted],
@@ -378,6 +435,13 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, labe
                 text = " ".join(m["text"].split())  # one line per review
                 text = text if len(text) <= 100 else text[:97] + "..."
                 print(f"    {m['confidence']:.2f} {m['predicted_label']} (is {m['label']}): {text}")
+    if scores and task.problem_type == tasks.REGRESSION:
+        errors = np.abs(probabilities[:, 0] - np.asarray(reviews.label_ids, dtype=np.float64))
+        print("  Furthest off:")
+        for i in np.argsort(-errors, kind="stable")[:SHOWN_MISTAKES]:
+            text = " ".join(reviews.texts[i].split())
+            text = text if len(text) <= 100 else text[:97] + "..."
+            print(f"    predicted {probabilities[i, 0]:.2f} (is {tasks.value_name(reviews.label_ids[i])}): {text}")
     print(f"Results: {output_dir / EVALUATION_FILE}\nPer review: {output_dir / result['predictions']}")
 
 

@@ -10,6 +10,7 @@
 `python finetune/train.py --help` lists every flag (ours and all TrainingArguments).
 """
 
+import json
 import logging
 import os
 import shlex
@@ -29,7 +30,21 @@ from datasets import DatasetDict
 from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
 from transformers.trainer_callback import TrainerCallback
 
-from finetune import artifacts, data_files, energy, hub, hub_checkpoints, logs, machine, memory, objective, precision, search
+from finetune import (
+    artifacts,
+    data_files,
+    energy,
+    hub,
+    hub_checkpoints,
+    logs,
+    machine,
+    memory,
+    objective,
+    precision,
+    search,
+    tasks,
+    text_fields,
+)
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -42,7 +57,7 @@ from finetune.data import (
 )
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
-from finetune.metrics import confusion_matrix, make_compute_metrics
+from finetune.metrics import make_compute_metrics, score_task
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import RunOutcome, write_run_files
@@ -68,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         push_target = plan_push(config)
         resume = fetch_hub_checkpoint(config, resume, push_target)
+        check_resume_task(resume, config)
         prepared = prepare(config)
         log_device_summary(config, prepared)
     except UsageError as err:
@@ -82,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.run.hp_search_trials:
         hyperparameter_search(config, prepared)
         clock.lap("hyperparameter_search")
-    banner(f"Training on {len(tokenized['train']):,} reviews, {len(data.label_names)} labels: {data.label_names}")
+    banner(f"Training on {len(tokenized['train']):,} reviews: {describe_task(data.task)}")
     trainer = build_trainer(config, prepared)
     trainer.add_callback(FirstStepClock(prepared_at))
     pusher = checkpoint_pusher(config, push_target)
@@ -105,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         banner("Evaluating the restored best model")
-        scores, matrices, scored = final_evaluation(trainer, tokenized, data.label_names, prepared.orders)
-        probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders)
+        scores, matrices, scored = final_evaluation(trainer, tokenized, data.task, prepared.orders)
+        if trainer.is_world_process_zero():  # the threshold chosen on validation, for a multi-label model
+            data.task.save(trainer.model.config)
+            trainer.model.config.save_pretrained(output_dir)
+        probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
         memory.release()
         clock.lap("final_evaluation")
         others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
@@ -144,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
         try:
             url = hub.push_folder(output_dir, push_target.repo_id, push_target.token, push_target.private,
-                                  commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores))
+                                  commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores, data.task))
         except hub.PushError as err:
             print_summary(output_dir, data, scores, clock)  # the run itself succeeded: show what it made
             print(f"error: {err}", file=sys.stderr)
@@ -230,6 +249,22 @@ def parse_run(argv: list[str] | None = None) -> RunConfig:
     return config
 
 
+def check_resume_task(resume: str | None, config: RunConfig) -> None:
+    """A checkpoint resumes only as the kind of model it is (its config.json's problem_type): another head
+    would fail to load after the data is prepared, or train a different task on its optimizer's state."""
+    path = Path(resume) / "config.json" if resume else None
+    if path is None or not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8")).get("problem_type") or tasks.SINGLE_LABEL
+    except (OSError, ValueError):
+        return
+    if saved != config.data.problem_type:
+        raise UsageError(f"--resume_from_checkpoint {resume}: that checkpoint is a {saved} model and this run asks "
+                         f"for {config.data.problem_type}. Resume with --problem_type {saved}, or start afresh in "
+                         "another --output_dir.")
+
+
 def finish_command(argv: list[str]) -> str:
     """This run's command line, resuming: training is complete, so only evaluation and writing remain."""
     kept, skip = [], False
@@ -275,10 +310,12 @@ def prepare(config: RunConfig) -> Prepared:
     side = "left" if config.data.truncation == "tail" else "right"
     tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
     max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
+    separator = text_fields.separator_of(tokenizer)
     with config.training.main_process_first(desc="loading and tokenizing data"):
-        data = load_review_data(config.data, config.training.seed)
+        data = load_review_data(config.data, config.training.seed, separator)
         # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
         cache = dict(num_proc=config.data.preprocessing_num_workers, truncation=config.data.truncation,
+                     pairing=config.data.text_pairing,
                      overwrite_cache=config.data.overwrite_cache and config.training.process_index == 0)
         tokenized = tokenize_splits(data.splits, tokenizer, max_length, config.data.pad_to_max_length, **cache)
         unlabelled = tokenize_splits(data.unlabelled, tokenizer, max_length, config.data.pad_to_max_length, **cache)
@@ -289,11 +326,13 @@ def prepare(config: RunConfig) -> Prepared:
                 splits[name], orders[name] = sort_by_length(splits[name])
             else:
                 orders[name] = np.arange(len(splits[name]))
-    check_metric_name(config.training.metric_for_best_model, data.label_names)
+    check_metric_name(config.training.metric_for_best_model, data.task)
     set_seed(config.training.seed)  # the new classifier head's initialisation
-    model = load_classifier(config.model, data.label_names)
+    model = new_model(config, data, tokenized["train"])
     # Saved with the model (config.json): the demo and finetune.score read reviews as training did.
     model.config.review_truncation = config.data.truncation
+    text_fields.save(model.config, config.data.text_columns(), separator)
+    text_fields.save_pairing(model.config, config.data.text_pairing)
     note = choose_precision(config, model, tokenized["train"], tokenizer)
     weights = None
     if config.run.class_weights == "balanced":
@@ -301,6 +340,28 @@ def prepare(config: RunConfig) -> Prepared:
         logger.info("class weights (--class_weights balanced): %s",
                     ", ".join(f"{name} {w:.3f}" for name, w in zip(data.label_names, weights)))
     return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights)
+
+
+def new_model(config: RunConfig, data: ReviewData, train):
+    """The pretrained encoder with a new head for the task. A rating head starts at train's mean rating (its bias),
+    not at 0: the first steps then learn from the reviews, not the scale."""
+    model = load_classifier(config.model, data.label_names, data.task)
+    data.task.save(model.config)
+    if data.task.problem_type == tasks.REGRESSION:
+        head = getattr(model, "classifier", None) or getattr(model, "score", None)
+        last = head.out_proj if hasattr(head, "out_proj") else head  # RoBERTa-style heads end in out_proj
+        if isinstance(last, torch.nn.Linear) and last.bias is not None:
+            with torch.no_grad():
+                last.bias.fill_(float(np.mean(train["label"][:])))
+    return model
+
+
+def describe_task(task: tasks.Task) -> str:
+    if task.problem_type == tasks.REGRESSION:
+        scale = task.scale()
+        return f"a rating ({task.label_names[0]}" + (f", {scale[0]:g} to {scale[1]:g})" if scale else ")")
+    kind = "labels per review (multi-label)" if task.problem_type == tasks.MULTI_LABEL else "classes"
+    return f"{len(task.label_names)} {kind}: {task.label_names}"
 
 
 def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
@@ -327,7 +388,7 @@ def build_trainer(config: RunConfig, prepared: Prepared, **overrides) -> Trainer
         train_dataset=prepared.tokenized["train"],
         eval_dataset=prepared.tokenized["validation"],
         processing_class=prepared.tokenizer,  # its default collator pads each batch to its longest review
-        compute_metrics=make_compute_metrics(prepared.data.label_names),
+        compute_metrics=make_compute_metrics(prepared.data.task),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )
     if config.run.class_weights == "balanced" and "compute_loss_func" not in overrides:
@@ -345,7 +406,7 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     banner(f"Hyperparameter search: {n_trials} trials on {len(train):,} training reviews, scored by validation "
            f"{args.metric_for_best_model}")
     trainer = build_trainer(
-        config, prepared, model=None, model_init=lambda: load_classifier(config.model, prepared.data.label_names),
+        config, prepared, model=None, model_init=lambda: new_model(config, prepared.data, train),
         args=search.search_arguments(args, config.run), train_dataset=train,
         callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
     )
@@ -360,15 +421,16 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
         logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)
 
 
-def check_metric_name(metric: str | None, label_names: list[str]) -> None:
+def check_metric_name(metric: str | None, task: tasks.Task) -> None:
     """--metric_for_best_model must name a metric the evaluation produces; the Trainer would find out
     only after the first epoch."""
     if metric is None:
         return
-    known = ["loss", *artifacts.HEADLINE_METRICS] + [f"{m}_{name}" for m in ("precision", "recall", "f1") for name in label_names]
+    known = task.metric_names()
     if metric.removeprefix("eval_") not in known:
-        raise UsageError(f"--metric_for_best_model {metric}: not a metric of this run. Choose one of "
-                         f"{', '.join(known)} (precision, recall and f1 are macro averages).")
+        raise UsageError(f"--metric_for_best_model {metric}: not a metric of this run ({task.problem_type}). Choose "
+                         f"one of {', '.join(known)}" + (" (precision, recall and f1 are macro averages)."
+                                                         if task.problem_type != tasks.REGRESSION else "."))
 
 
 def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:
@@ -447,35 +509,36 @@ def checkpoint_pusher(config: RunConfig, push_target: PushTarget | None) -> hub_
                                             push_target.private, args.hub_always_push)
 
 
-def final_evaluation(trainer: Trainer, tokenized, label_names: list[str], orders: dict[str, np.ndarray]):
-    """Scores, confusion matrices and per-review class probabilities (in the data's own order) of the
-    restored best model on validation and, if present, test."""
-    scores, matrices, probabilities = {}, {}, {}
-    for split in ("validation", "test"):
-        if split not in tokenized:
-            continue
-        output = trainer.predict(tokenized[split], metric_key_prefix="eval")
-        predictions = np.argmax(output.predictions, axis=-1)
-        scores[split] = {
-            key.removeprefix("eval_"): value
-            for key, value in output.metrics.items()
-            if not key.endswith(("_runtime", "_per_second"))
-        }
-        matrices[split] = confusion_matrix(predictions, output.label_ids, label_names)
-        probabilities[split] = _probabilities(output.predictions, orders[split])
-    return scores, matrices, probabilities
+def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict[str, np.ndarray]):
+    """Scores, confusion matrices and per-review outputs (class or label probabilities, or the rating; in the
+    data's own order) of the restored best model on validation and, if present, test. A multi-label model's
+    decision threshold is chosen here, on validation, before either split is scored (finetune/tasks.py)."""
+    scores, matrices, outputs = {}, {}, {}
+    predicted = {split: trainer.predict(tokenized[split], metric_key_prefix="eval")
+                 for split in ("validation", "test") if split in tokenized}
+    if task.problem_type == tasks.MULTI_LABEL:
+        task.threshold = task.choose_threshold(task.outputs(predicted["validation"].predictions),
+                                               predicted["validation"].label_ids)
+        logger.info("decision threshold %.2f: the best micro F1 on validation", task.threshold)
+    for split, output in predicted.items():
+        values = task.outputs(output.predictions)
+        split_scores, matrix = score_task(task, values, output.label_ids, confusion_matrix=True)
+        scores[split] = {"loss": output.metrics["eval_loss"], **split_scores}
+        if matrix is not None:
+            matrices[split] = matrix
+        outputs[split] = _in_data_order(values, orders[split])
+    return scores, matrices, outputs
 
 
-def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray]):
-    """Class probabilities for every review of the splits without labels, in the data's own order."""
-    return {split: _probabilities(trainer.predict(dataset).predictions, orders[split])
+def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray], task: tasks.Task):
+    """Every review's outputs for the splits without labels, in the data's own order."""
+    return {split: _in_data_order(task.outputs(trainer.predict(dataset).predictions), orders[split])
             for split, dataset in tokenized.items()}
 
 
-def _probabilities(logits, order: np.ndarray) -> list[list[float]]:
-    """Softmax of length-sorted logits, put back in the data's order (see sort_by_length)."""
-    logits = restore_order(np.asarray(logits, dtype=np.float32), order)
-    return torch.softmax(torch.from_numpy(logits), dim=-1).tolist()
+def _in_data_order(outputs: np.ndarray, order: np.ndarray) -> list[list[float]]:
+    """Per-review outputs of a length-sorted split, put back in the data's order (see sort_by_length)."""
+    return restore_order(np.asarray(outputs, dtype=np.float32), order).tolist()
 
 
 def run_cost(meter: energy.EnergyMeter, config: RunConfig, others: list[energy.ProcessUsage],
@@ -543,9 +606,11 @@ def banner(text: str) -> None:
     logger.info("===== %s =====", text)
 
 
-def _score_line(scores: dict[str, dict[str, float]]) -> str:
+def _score_line(scores: dict[str, dict[str, float]], task: tasks.Task) -> str:
     split = "test" if "test" in scores else "validation"
-    return f"{split} accuracy {scores[split]['accuracy']:.4f}, macro F1 {scores[split]['f1']:.4f}"
+    if task.problem_type == tasks.SINGLE_LABEL:
+        return f"{split} accuracy {scores[split]['accuracy']:.4f}, macro F1 {scores[split]['f1']:.4f}"
+    return f"{split} " + ", ".join(f"{m} {scores[split][m]:.4f}" for m in task.headline[:2])
 
 
 def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str, float]], clock: PhaseClock) -> None:
@@ -554,8 +619,10 @@ def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str
     print(f"  took {total // 60:.0f} min {total % 60:.0f} s, of which evaluation {clock.evaluation:.0f} s "
           f"({clock.evaluation / total:.0%})")
     for split, values in scores.items():
-        print(f"  {split:<10} accuracy {values['accuracy']:.4f}  precision {values['precision']:.4f}  "
-              f"recall {values['recall']:.4f}  f1 {values['f1']:.4f}  ({len(data.splits[split]):,} reviews)")
+        print(f"  {split:<10} " + "  ".join(f"{m} {values[m]:.4f}" for m in data.task.headline)
+              + f"  ({len(data.splits[split]):,} reviews)")
+    if data.task.problem_type == tasks.MULTI_LABEL:
+        print(f"  decision threshold {data.task.threshold:.2f} (chosen on validation; saved in config.json)")
     for split, unlabelled in data.unlabelled.items():
         print(f"  {split:<10} no labels: {len(unlabelled):,} reviews predicted, not scored, in "
               f"{artifacts.predictions_file(split)}")

@@ -60,7 +60,7 @@ def test_prepare_splits_refuses_continuous_labels_as_a_regression_target():
         _prepare({"train": _split([f"review {i}" for i in range(80)], scores)})
     message = str(caught.value)
     assert "column 'label' of train holds 79 distinct numbers with fractions (e.g. 1.01, 1.06, 1.11)" in message
-    assert "regression is not supported" in message and "Bin the values into classes" in message
+    assert "--problem_type regression" in message and "bin the values into classes" in message
 
 
 def test_prepare_splits_keeps_whole_and_half_number_labels():
@@ -75,7 +75,7 @@ def test_prepare_splits_refuses_more_classes_than_the_rows_can_teach():
     with pytest.raises(UsageError, match=r"holds 20 distinct labels in 30 rows \(e.g. user0, user1, user2\): fewer "
                        r"than 2 examples a class.*--label_column_name"):
         _prepare({"train": train})
-    with pytest.raises(UsageError, match="regression is not supported"):
+    with pytest.raises(UsageError, match="train a rating model with --problem_type regression"):
         _prepare({"train": _split(["a"] * 10, list(range(8)) + [1, 2])})
 
 
