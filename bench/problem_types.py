@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/problem_types.py                 # the cells not yet in --results, then the tables
     .venv/bin/python bench/problem_types.py --summary bench/results/2026-12-01-problem-types.jsonl
+    .venv/bin/python bench/problem_types.py --cells stars_as_classes stars_as_rating --train_samples 2000 \
+        --results bench/results/2026-12-01-problem-types-2000.jsonl        # the same with 4x the training reviews
 
 1. Stars as classes or as a rating. clothing_stars (1 to 5 stars; the quality suite's subsets: bench/quality.py)
    trained with the project's default recipe as 5 classes (single_label_classification) and as a rating
@@ -158,6 +160,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=list(CELLS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
+    parser.add_argument("--train_samples", type=int, default=quality.SIZES["train"])
     parser.add_argument("--max_seq_length", type=int, default=256)
     parser.add_argument("--cpu_threads", type=int)
     parser.add_argument("--results", type=Path, default=HERE / "results" / "problem-types.jsonl")
@@ -166,15 +169,15 @@ def main() -> int:
     if args.summary:
         print(summary(args.summary))
         return 0
-    sizes = dict(quality.SIZES)
+    sizes = {**quality.SIZES, "train": args.train_samples}
     done = set()
     if args.results.is_file():
-        done = {(r["cell"], r["seed"]) for r in map(json.loads, args.results.read_text().splitlines()) if r}
+        done = {(r["cell"], r["seed"], r["train"]) for r in map(json.loads, args.results.read_text().splitlines()) if r}
     args.results.parent.mkdir(parents=True, exist_ok=True)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; results: {args.results}", flush=True)
     for seed in args.seeds:
         for cell in args.cells:
-            if (cell, seed) in done:
+            if (cell, seed, sizes["train"]) in done:
                 continue
             row = run_cell(cell, seed, sizes, args.max_seq_length, args.cpu_threads)
             with open(args.results, "a") as handle:

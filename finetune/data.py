@@ -521,7 +521,7 @@ def drop_empty_rows(
     hidden_class = check_label and isinstance(split.features[label], ClassLabel)
 
     def has_label(value) -> bool:
-        if value is None or str(value).strip() == "":
+        if value is None or str(value).strip() == "" or (isinstance(value, float) and math.isnan(value)):
             return False
         return not (hidden_class and value < 0)
 

@@ -47,6 +47,7 @@ class CardFacts:
     max_seq_length: int = 512
     task: Any = None  # what a label is (finetune/tasks.Task); None: single label over label_names
     text_fields: list[str] = field(default_factory=lambda: ["text"])  # the text columns, joined in this order
+    text_pairing: str = "join"  # two fields: joined, or the second as BERT's second segment (finetune/text_fields.py)
 
     def __post_init__(self):
         if self.task is None:
@@ -111,8 +112,9 @@ def _metric_title(metric: str, n_labels: int, problem: str = tasks.SINGLE_LABEL)
 def _what_it_does(facts: CardFacts) -> str:
     task, base = facts.task, f"This model is a fine-tuned version of `{facts.base_model}` on **{facts.dataset_name}**"
     fields = facts.text_fields
-    read = "" if len(fields) == 1 else (" It reads " + " and ".join(f"`{f}`" for f in fields)
-                                        + ", joined by the tokenizer's separator token, in that order.")
+    how = ("as a pair (the second as BERT's second segment)" if facts.text_pairing == "pair"
+           else "joined by the tokenizer's separator token")
+    read = "" if len(fields) == 1 else (" It reads " + " and ".join(f"`{f}`" for f in fields) + f", {how}, in that order.")
     if task.problem_type == tasks.REGRESSION:
         scale = task.scale()
         return (f"{base} to predict a review's rating, `{task.label_names[0]}`"
@@ -129,7 +131,11 @@ def _what_it_does(facts: CardFacts) -> str:
 def _usage(facts: CardFacts, repo: str) -> str:
     task = facts.task
     review = '"The food was great and the staff were lovely."'
-    if len(facts.text_fields) > 1:
+    if len(facts.text_fields) > 1 and facts.text_pairing == "pair":
+        review = '{"text": "Lovely place", "text_pair": "The food was great and the staff were lovely."}'
+        note = (f"\n\nGive the fields ({', '.join(facts.text_fields)}) as a pair, as training did: the second is "
+                "BERT's second segment (`config.json` has them as `review_text_fields`).")
+    elif len(facts.text_fields) > 1:
         review = '" [SEP] ".join(["Lovely place", "The food was great and the staff were lovely."])'
         note = (f"\n\nJoin the fields ({', '.join(facts.text_fields)}) as training did: with the tokenizer's "
                 "separator token between them (`config.json` has them as `review_text_fields` and "

@@ -183,6 +183,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         max_seq_length=outcome.max_seq_length,
         task=task,
         text_fields=config.data.text_columns(),
+        text_pairing=config.data.text_pairing,
         cost=outcome.cost,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)

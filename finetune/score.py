@@ -6,7 +6,8 @@
     python -m finetune.score me/minilm-reviews --test_file new.csv --add_to_card    # and publish the result
 
 MODEL is a model folder or a Hub repo id. Labelled data gets the metrics of training (accuracy, macro
-and per-class precision/recall/F1 through `evaluate`, the confusion matrix), printed and written to
+and per-class precision/recall/F1 through `evaluate`, the confusion matrix; a rating model's MAE, MSE and
+correlations, a multi-label model's micro/macro F1 at its threshold: finetune/tasks.py), printed and written to
 evaluation.json; every review's prediction goes to predictions_<split>.csv (text, label, predicted
 label, probabilities), so the mistakes can be read. Data without labels gets the predictions only.
 `--add_to_card` adds the scores to the model card (one more model-index entry and a section); for a

@@ -3,6 +3,9 @@
     accelerate launch finetune/train.py                      # embedded MiniLM + Rotten Tomatoes, offline
     accelerate launch finetune/train.py --config recipes/bert-base-cased-yelp.yaml
     accelerate launch finetune/train.py --train_file my.csv --text_column_name review --label_column_name stars
+    accelerate launch finetune/train.py --train_file my.csv --label_column_name stars --problem_type regression
+    accelerate launch finetune/train.py --train_file tags.jsonl --label_column_name aspects --problem_type multi_label
+    accelerate launch finetune/train.py --train_file my.csv --text_column_names title,text
     accelerate launch --multi_gpu --num_processes 2 finetune/train.py     # two processes (CPU: gloo)
     accelerate launch --config_file accelerate_configs/multi_gpu.yaml finetune/train.py ...
     accelerate launch finetune/train.py --push_to_hub --hub_model_id me/minilm-reviews

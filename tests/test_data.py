@@ -272,3 +272,31 @@ def test_sorted_evaluation_gives_the_same_metrics_and_predictions_as_unsorted(tr
     predicted, truth = plain.predictions.argmax(-1), np.array(encoded["labels"])
     expected = [[int(((truth == t) & (predicted == p)).sum()) for p in (0, 1)] for t in (0, 1)]
     assert artifacts.read_json(trained_run, artifacts.RESULTS_FILE)["confusion_matrices"]["test"] == expected
+
+
+# --- ratings and several labels per review (finetune/tasks.py) ---------------------------------------------
+
+
+def test_prepare_splits_reads_ratings_as_floats_and_drops_missing_ones():
+    train = _split([f"review {i}" for i in range(10)], [1.0, 2.5, float("nan"), 4.0, None, 5.0, 1.0, 2.5, 4.0, 5.0])
+    validation = _split(["x", "y", "z"], [3.0, -1.0, None])  # -1 is a rating here, not a hidden label
+    data = _prepare({"train": train, "validation": validation}, problem_type="regression")
+    assert data.task.problem_type == "regression" and data.task.rating_values == [1.0, 2.5, 4.0, 5.0]
+    assert data.label_names == ["label"] and data.dropped["train"] == 2
+    assert data.splits["train"].features["label"] == Value("float32")
+    assert list(data.splits["validation"]["label"]) == [3.0, -1.0] and data.hidden_labels == {"validation": 1}
+
+
+def test_prepare_splits_reads_label_lists_of_every_shape():
+    lists = [["food"], ["food", "service"], [], ["price"]] * 3
+    data = _prepare({"train": _split([f"r{i}" for i in range(12)], lists)}, problem_type="multi_label")
+    assert data.task.label_names == ["food", "price", "service"]
+    rows = {tuple(r["label"]) for r in data.splits["train"]} | {tuple(r["label"]) for r in data.splits["validation"]}
+    assert (0.0, 0.0, 0.0) in rows and (1.0, 0.0, 1.0) in rows  # no label; food and service
+    as_json = [json_list for json_list in ('["food"]', '["food", "service"]', "[]", '["price"]')] * 3
+    data = _prepare({"train": _split([f"r{i}" for i in range(12)], as_json)}, problem_type="multi_label")
+    assert data.task.label_names == ["food", "price", "service"]
+    delimited = ["food", "food;service", "", "price"] * 3  # "" is a missing label: dropped
+    data = _prepare({"train": _split([f"r{i}" for i in range(12)], delimited)}, problem_type="multi_label",
+                    label_delimiter=";")
+    assert data.task.label_names == ["food", "price", "service"] and data.dropped["train"] == 3

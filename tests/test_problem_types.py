@@ -432,3 +432,54 @@ def test_the_bf16_probe_pads_tokens_not_a_multi_label_batchs_labels():
     batch = {"input_ids": torch.ones(2, 5, dtype=torch.long), "labels": torch.zeros(2, 4)}
     longer = padded(batch, 3)
     assert longer["input_ids"].shape == (2, 8) and longer["labels"].shape == (2, 4)
+
+
+# --- the demo's endpoints, as a client calls them ---------------------------------------------------------
+
+
+def _served_client(model_ref):
+    from conftest import free_port
+    from gradio_client import Client
+
+    import app
+    from finetune import serving
+    from finetune.run_views import load_served_model
+
+    demo = app.build_demo(load_served_model(model_ref))
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **serving.launch_settings())
+    return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+
+
+def test_demo_endpoints_of_a_rating_model(rating_run, tmp_path):
+    from gradio_client import handle_file
+
+    demo, client = _served_client(str(rating_run))
+    try:
+        label, note = client.predict("the film was great and wonderful", api_name="/classify")
+        assert label["label"].endswith("out of 5") and "Predicted stars" in note
+        words, words_note = client.predict("the film was great and wonderful", api_name="/explain")
+        assert "the predicted stars" in words_note
+        reviews = write_csv(tmp_path / "r.csv", [{"id": 1, "review": "awful dull film"}], columns=("id", "review"))
+        table, _, _ = client.predict(handle_file(str(reviews)), "review", api_name="/classify_batch")
+        assert table["headers"] == ["id", "review", "stars", "rounded", "truncated"]
+        history, *_rest, summary = client.predict(api_name="/metrics")
+        assert "mae" in history["headers"] and "mae" in summary
+    finally:
+        demo.close()
+
+
+def test_demo_endpoints_of_a_multi_label_and_a_two_field_model(tag_run, titled_run):
+    demo, client = _served_client(str(tag_run))
+    try:
+        label, note = client.predict("great wonderful but dull messy", api_name="/classify")
+        assert {c["label"] for c in label["confidences"]} == {"complaint", "praise"} and "threshold" in note
+    finally:
+        demo.close()
+    demo, client = _served_client(str(titled_run))
+    try:
+        label, _ = client.predict("awful dull", "the film was", api_name="/classify")  # one input per field
+        assert label["label"] == "negative"
+    finally:
+        demo.close()

@@ -31,10 +31,22 @@ def _train_lines():
             yield line.split("#")[0].strip()
 
 
+@pytest.fixture(scope="session")
+def example_files(tmp_path_factory):
+    """What README's `python -m finetune.example_data examples/` writes, for the commands that read it."""
+    from finetune.example_data import main as write_examples
+
+    folder = tmp_path_factory.mktemp("readme") / "examples"
+    assert write_examples([str(folder)]) == 0
+    return folder
+
+
 @pytest.mark.parametrize("line", list(_train_lines()))
-def test_readme_train_command_parses(line, tmp_path, monkeypatch):
+def test_readme_train_command_parses(line, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "recipes").symlink_to(REPO_ROOT / "recipes")
+    if "examples/" in line:
+        (tmp_path / "examples").symlink_to(request.getfixturevalue("example_files"))
     (tmp_path / "reviews.csv").write_text("review,stars\ngood,5\n")
     (tmp_path / "outputs" / "minilm-mlm").mkdir(parents=True)  # what the README's finetune.pretrain line makes
     words = shlex.split(line.replace("[", "").replace("]", ""))
