@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -157,9 +158,10 @@ def prepare_splits(
     splits = {name: split for name, split in splits.items() if split is not None}
 
     problem = getattr(args, "problem_type", tasks.SINGLE_LABEL)
-    for name, split in splits.items():
+    for name, split in list(splits.items()):
         check_source_columns(split, name, args)
         if problem == tasks.REGRESSION:
+            splits[name] = split = ratings_of_class_names(split, args.label_column_name)
             check_ratings(split, args.label_column_name, name, _file_flag(args, name))
     rating_column = args.label_column_name
     splits, args, fixed_names = unify_columns(splits, args, separator)
@@ -324,8 +326,10 @@ def _flag_value(value) -> bool | None:
 # --- ratings (regression) and several labels per review (multi-label) ------------------------------------
 
 
-def check_ratings(split: Dataset, column: str, name: str, where: str | None) -> None:
-    """A rating column holds numbers (or numbers written as text); the first that is not one is named by row."""
+def check_ratings(split: Dataset, column: str, name: str, where: str | None,
+                  needs: str = "--problem_type regression needs") -> None:
+    """A rating column holds numbers (or numbers written as text); the first that is not one is named by row.
+    `needs` says who needs them (training's flag; a rating model, for finetune.score)."""
     for i, value in enumerate(column_values(split, column)):
         if value is None or _is_number(value) or (isinstance(value, str) and not value.strip()):
             continue
@@ -333,8 +337,20 @@ def check_ratings(split: Dataset, column: str, name: str, where: str | None) -> 
             prefix, described = _column_of(column, name, where)
             raise UsageError(
                 f"{prefix}{described} holds {str(value)[:40]!r} in row {i + 1} (the header not counted): "
-                "--problem_type regression needs a number in every row (e.g. 4 or 3.5). Fix or remove that row, "
+                f"{needs} a number in every row (e.g. 4 or 3.5). Fix or remove that row, "
                 "or pass the column of numbers with --label_column_name.")
+
+
+def ratings_of_class_names(split: Dataset, column: str) -> Dataset:
+    """A ClassLabel column as ratings: the number each class name starts with when every name has one (Yelp's
+    "1 star" ... "5 stars": 1 to 5), else the class ids. Hidden labels (-1) become missing ones."""
+    feature = split.features[column]
+    if not isinstance(feature, ClassLabel):
+        return split
+    numbers = [re.match(r"\s*(-?\d+(?:\.\d+)?)", name) for name in feature.names]
+    scale = [float(m.group(1)) for m in numbers] if all(numbers) else [float(i) for i in range(len(feature.names))]
+    values = [scale[v] if v is not None and 0 <= v < len(scale) else None for v in column_values(split, column)]
+    return split.remove_columns(column).add_column(column, values, feature=Value("float64"))
 
 
 def rating_value(value) -> float | None:

@@ -175,6 +175,7 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
         load_hub_dataset,
         model_label_ids,
         rating_value,
+        ratings_of_class_names,
         take_subset,
         task_label_values,
         unify_columns,
@@ -219,7 +220,9 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
                          f"{task.problem_type}. Pass its label column with --label_column_name.")
     check_source_columns(split, split_name, args, labelled=labelled)
     if labelled and task.problem_type == tasks.REGRESSION:
-        check_ratings(split, args.label_column_name, split_name, f"--test_file {args.test_file}" if args.test_file else None)
+        split = ratings_of_class_names(split, args.label_column_name)
+        check_ratings(split, args.label_column_name, split_name, f"--test_file {args.test_file}" if args.test_file else None,
+                      needs="this model predicts a rating (regression): scoring it needs")
     fields = args.text_columns()
     joined, source, _ = unify_columns({split_name: split}, args, getattr(classifier, "separator", " "))
     split = joined[split_name]

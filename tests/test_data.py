@@ -300,3 +300,13 @@ def test_prepare_splits_reads_label_lists_of_every_shape():
     data = _prepare({"train": _split([f"r{i}" for i in range(12)], delimited)}, problem_type="multi_label",
                     label_delimiter=";")
     assert data.task.label_names == ["food", "price", "service"] and data.dropped["train"] == 3
+
+
+def test_a_class_label_column_rates_by_the_numbers_its_names_start_with():
+    features = {"text": Value("string"), "label": ClassLabel(names=["1 star", "2 stars", "3 stars"])}
+    train = _split([f"r{i}" for i in range(9)], [0, 1, 2] * 3, **features)
+    data = _prepare({"train": train, "validation": train}, problem_type="regression")
+    assert data.task.rating_values == [1.0, 2.0, 3.0] and sorted(set(data.splits["train"]["label"][:])) == [1.0, 2.0, 3.0]
+    plain = {"text": Value("string"), "label": ClassLabel(names=["bad", "ok", "good"])}
+    data = _prepare({"train": _split([f"r{i}" for i in range(9)], [0, 1, 2] * 3, **plain)}, problem_type="regression")
+    assert data.task.rating_values == [0.0, 1.0, 2.0]  # names without numbers: the class ids

@@ -91,7 +91,7 @@ def tag_files(tmp_path_factory):
 def tag_run(tiny_bert, tag_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("tags") / "tags"
     assert main(tiny_run_args(tiny_bert, tag_files, out, "--problem_type", "multi_label_classification",
-                              "--label_column_name", "labels", "--num_train_epochs", "16")) == 0
+                              "--label_column_name", "labels", "--num_train_epochs", "16", "--export_onnx", "true")) == 0
     return out
 
 
@@ -107,7 +107,7 @@ def titled_files(tmp_path_factory):
 def titled_run(tiny_bert, titled_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("titled") / "titled"
     assert main(tiny_run_args(tiny_bert, titled_files, out, "--text_column_names", "title,body",
-                              "--num_train_epochs", "3", "--learning_rate", "1e-2")) == 0
+                              "--num_train_epochs", "3", "--learning_rate", "1e-2", "--export_onnx", "true")) == 0
     return out
 
 
@@ -364,19 +364,28 @@ def test_text_fields_flag_needs_two_columns_that_exist(tiny_bert, titled_files, 
 # --- the push -------------------------------------------------------------------------------------------------
 
 
-def test_rating_model_pushes_and_loads_back_by_repo_id(rating_run, fresh_fake_hub, monkeypatch, tmp_path):
+@pytest.mark.parametrize("run, repo, metric", [("rating_run", "me/tiny-stars", "mae"),
+                                               ("tag_run", "me/tiny-tags", "f1_micro"),
+                                               ("titled_run", "me/tiny-titled", "f1")])
+def test_each_kind_of_model_pushes_and_serves_by_repo_id(run, repo, metric, request, fresh_fake_hub, monkeypatch):
+    import app
     from finetune.push import main as push_main
     from finetune.run_views import load_served_model
 
+    folder = request.getfixturevalue(run)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    assert push_main([str(rating_run), "--hub_model_id", "me/tiny-stars"]) == 0
-    served = load_served_model("me/tiny-stars")
-    assert served.classifier.task.problem_type == "regression"
-    assert served.classifier.task.rating_values == [1, 3, 5]
-    value, _ = __import__("app").classify(served, "great wonderful")
-    assert value.endswith("out of 5")
-    card = ModelCard.load("me/tiny-stars")
-    assert any(r.metric_type == "mae" for r in card.data.eval_results)
+    assert push_main([str(folder), "--hub_model_id", repo]) == 0
+    served = load_served_model(repo)
+    local = load_served_model(str(folder))
+    assert served.classifier.engine.startswith("onnxruntime")  # the pushed ONNX copy serves
+    task, fields = served.classifier.task, served.classifier.text_fields
+    assert (task.problem_type, task.label_names, task.rating_values, task.threshold, fields) == (
+        local.classifier.task.problem_type, local.classifier.task.label_names, local.classifier.task.rating_values,
+        local.classifier.task.threshold, local.classifier.text_fields)
+    review = ["great wonderful", "the film was"][:len(fields)]
+    assert app.classify(served, *review)[0] == app.classify(local, *review)[0]
+    card = ModelCard.load(repo)
+    assert any(r.metric_type == metric for r in card.data.eval_results)
 
 
 def test_text_pairing_marks_the_second_field_in_training_scoring_and_serving(tiny_bert, titled_files, tmp_path):
