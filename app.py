@@ -32,6 +32,7 @@ from finetune.attribution import occlusion  # noqa: E402
 from finetune.logs import setup_logging  # noqa: E402
 from finetune.run_views import (  # noqa: E402
     MACRO_NOTE,
+    RATING_NOTE,
     ServedModel,
     evaluations_view,
     example_reviews,
@@ -97,7 +98,7 @@ def classify(served: ServedModel, *fields: str) -> tuple[dict[str, float] | str,
                  f"{READ_PARTS[served.classifier.truncation]} was read, as in training.")
     if task.problem_type == tasks.REGRESSION:
         rounded = f" (rounds to {prediction.label})" if task.rating_values else ""
-        return task.describe_value(prediction.value), f"Predicted {task.label_names[0]}: {prediction.value:.2f}{rounded}. {note}"
+        return task.describe_value(prediction.value), f"Predicted {task.label_names[0]}: {prediction.value:.3f}{rounded}. {note}"
     if task.problem_type == tasks.MULTI_LABEL:
         chosen = ", ".join(f"**{name}**" for name in prediction.labels) or "none"
         note = f"Labels at or above the model's threshold {task.threshold:.2f}: {chosen}. {note}"
@@ -108,7 +109,9 @@ def explain(served: ServedModel, *fields: str) -> tuple[list[tuple[str, float | 
     """Per word, how much the predicted class's probability (a rating: the predicted value) drops when the word
     is left out."""
     text = checked_review(served, *fields)
-    attribution = occlusion(served.classifier, text)
+    # a review of several fields: the separator between them is not a word to leave out
+    separator = served.classifier.separator.strip() if len(text_fields(served)) > 1 else None
+    attribution = occlusion(served.classifier, text, skip=(separator,) if separator else ())
     raised, lowered = attribution.strongest()
     unit = "word" if attribution.words_per_span == 1 else f"span of {attribution.words_per_span} words"
     if served.classifier.task.problem_type == tasks.REGRESSION:
@@ -139,8 +142,10 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
                 raise InputProblem(f"The model reads the columns {', '.join(fields)} of each review; the file lacks "
                                    f"{', '.join(missing)}. Upload a CSV with all of them.")
             values = {name: batch.other_columns[name] for name in fields[1:]}
+            batch.other_columns = {fields[0]: list(batch.texts), **batch.other_columns}  # every column of the file
             batch.texts = [served.classifier.compose({fields[0]: first, **{n: values[n][i] for n in values}})
                            for i, first in enumerate(batch.texts)]
+            batch.note = f"Read the columns {', '.join(fields)}, joined as in training."
     except InputProblem as err:
         raise refused(str(err)) from None
     texts = [review[:MAX_REVIEW_CHARS] for review in batch.texts]
@@ -260,7 +265,7 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
                             validator=admit_file_job, **model_calls)
         with gr.Tab("Training metrics"):
             summary_box = gr.Markdown(summary)
-            gr.Markdown(MACRO_NOTE)
+            gr.Markdown(MACRO_NOTE if task is None or task.problem_type != tasks.REGRESSION else RATING_NOTE)
             history_table = gr.Dataframe(history, label="Per-epoch history", interactive=False, visible=has_history)
             with gr.Row(visible=has_history):  # side by side on a wide screen, stacked on a phone (min_width)
                 loss_plot = gr.LinePlot(losses, x="epoch", y="loss", color="series", title="Loss per epoch",

@@ -546,7 +546,9 @@ FOREIGN_FLAGS = {
     "--use_auth_token": "pass no token on the command line: export HF_TOKEN=hf_... or run `hf auth login`",
     "--shuffle_train_dataset": "not needed: the training data is shuffled (length-grouped) every epoch",
     "--use_fast_tokenizer": "not needed: the model's own (fast) tokenizer is always used",
-    "--remove_columns": "not needed: only --text_column_name and --label_column_name are read",
+    "--remove_columns": "not needed: only the text and label columns the flags name are read",
+    "--text_column_delimiter": "several --text_column_names are joined by the tokenizer's separator token "
+                               "(or --text_pairing pair); the joiner is not a flag",
     "--trust_remote_code": "not supported: only architectures built into transformers are loaded",
 }
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{4,}")

@@ -299,15 +299,16 @@ def labels_from_columns(split: Dataset, names: list[str], name: str, where: str 
     """Column `label`: per review, the names of the 0/1 columns that hold 1 (None when one of them is empty)."""
     values = {column: column_values(split, column) for column in names}
     for column, column_vals in values.items():
-        bad = next(((i, v) for i, v in enumerate(column_vals) if v is not None and _flag_value(v) is None), None)
+        bad = next(((i, v) for i, v in enumerate(column_vals)
+                    if v is not None and str(v).strip() and _flag_value(v) is None), None)
         if bad is not None:
             prefix, described = _column_of(column, name, where)
             raise UsageError(f"{prefix}{described} holds {bad[1]!r} in row {bad[0] + 1}: a --label_column_names "
                              "column holds 1 where the review has the label and 0 where it has not.")
     rows = []
-    for i in range(len(split)):
+    for i in range(len(split)):  # an empty cell is a 0, as an empty list is no label
         flags = [_flag_value(values[column][i]) for column in names]
-        rows.append(None if any(f is None for f in flags) else [c for c, on in zip(names, flags) if on])
+        rows.append([c for c, on in zip(names, flags) if on])
     return split.add_column("label", rows, feature=Sequence(Value("string"))) if "label" not in split.column_names \
         else split.remove_columns("label").add_column("label", rows, feature=Sequence(Value("string")))
 
@@ -406,13 +407,14 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
     train_file = _file_flag(args, "train")
     column = args.label_column_name
     delimiter = getattr(args, "label_delimiter", None)
+    # Several labels: an empty cell is a review with none of them (what an empty list says; a CSV cannot write
+    # one, and the predictions files write "no labels" so). A rating: an empty cell is a missing label.
+    rating = problem == tasks.REGRESSION
     for name in list(splits):
-        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=name == "train",
+        splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=name == "train" and rating,
                                                       where=_file_flag(args, name))
-        if name != "train":
-            mask = [value is None or (isinstance(value, str) and not value.strip())
-                    or (problem == tasks.REGRESSION and rating_value(value) is None)
-                    for value in column_values(splits[name], column)]
+        if name != "train" and rating:
+            mask = [rating_value(value) is None for value in column_values(splits[name], column)]
             if len(splits[name]) and all(mask):
                 logger.warning("the %s split's labels are all missing: its %d reviews will be predicted, not scored",
                                name, len(splits[name]))
@@ -433,12 +435,13 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
                 isinstance(v, (list, tuple)) or str(v).strip().startswith("[")
                 for v in column_values(splits["train"], column)):
             prefix, described = _column_of(column, "train", train_file)
-            raise UsageError(f"{prefix}{described} holds one label per review, not lists: for several labels per "
-                             "review write them as a JSON array (e.g. [\"food\", \"service\"]) or pass "
-                             "--label_delimiter (e.g. ';' for 'food;service'); for one label per review drop "
-                             "--problem_type.")
-        names = fixed_names or sorted({label for labels in lists for label in labels})
-        counts = Counter(label for labels in lists for label in labels)
+            example = next((str(v) for v in column_values(splits["train"], column) if v), "")[:40]
+            raise UsageError(f"{prefix}{described} holds one text per review (e.g. {example!r}), not lists: for "
+                             "several labels per review pass the character between them with --label_delimiter "
+                             "(e.g. ';' for 'food;service'), or write them as a JSON array (e.g. [\"food\", "
+                             "\"service\"]); for one label per review drop --problem_type.")
+        names = fixed_names or sorted({label for labels in lists for label in labels or []})
+        counts = Counter(label for labels in lists for label in labels or [])
         if not counts:
             prefix, described = _column_of(column, "train", train_file)
             raise UsageError(f"{prefix}{described}: no training review has any label, so there is nothing to learn.")

@@ -3,16 +3,17 @@ README's commands for them run offline:
 
     python -m finetune.example_data examples/
 
-writes, for the embedded train and test splits (split by movie, as training splits them):
+writes, for the embedded train, validation and test splits (split by movie, as training splits them, so that
+no movie, and no movie score or title, is in two splits):
 
-- ratings_{train,test}.csv: text, movie_stars. A rating from 1 to 5: the review's movie's share of fresh critic
+- ratings_{train,validation,test}.csv: text, movie_stars. A rating from 1 to 5: the review's movie's share of fresh critic
   reviews, as stars (1 + 4 x share, rounded). A per-movie score stands in for the per-review star ratings
   (Yelp's, Amazon's) that this data does not have: `--problem_type regression --label_column_name movie_stars`.
-- aspects_{train,test}.jsonl: text, aspects. The aspects a review talks about (acting, story, humour, visuals),
+- aspects_{train,validation,test}.jsonl: text, aspects. The aspects a review talks about (acting, story, humour, visuals),
   found by keywords (ASPECT_WORDS), as a JSON list (empty when it names none):
   `--problem_type multi_label_classification --label_column_name aspects`. Keyword labels are easy to learn:
   a run on them shows the command working, not how hard real aspect data is.
-- titled_{train,test}.csv: title, text, label. The movie's name as a title before the review, fresh or rotten:
+- titled_{train,validation,test}.csv: title, text, label. The movie's name as a title before the review, fresh or rotten:
   `--text_column_names title,text`.
 """
 
@@ -30,7 +31,7 @@ ASPECT_WORDS = {
     "humour": r"funny|funnier|comedy|comedies|laughs?|laughing|jokes?|humou?r|hilarious|comic",
     "visuals": r"visuals?|visually|cinematography|effects|images?|camera|photographed|looks?|gorgeous",
 }
-SPLITS = ("train", "test")
+SPLITS = ("train", "validation", "test")
 
 
 def aspects_of(text: str) -> list[str]:

@@ -188,7 +188,7 @@ def _body(facts: CardFacts) -> str:
         _headline(facts),
         _usage(facts, repo),
         _truncation_section(repo, facts.truncation, facts.max_seq_length),
-        _onnx_section(repo, facts.onnx_copy) if facts.onnx_copy is not None else "",
+        _onnx_section(repo, facts.onnx_copy, facts.task, facts.text_fields) if facts.onnx_copy is not None else "",
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history, facts.task),
         "## Final results\n\n" + _results_text(facts) + "\n\n" + _results_table(facts),
         "" if facts.task.problem_type == tasks.REGRESSION else
@@ -464,13 +464,14 @@ ONNX_HEADING = "## ONNX (ONNX Runtime, transformers.js)"
 ONNX_TAGS = ("onnx", "transformers.js")
 
 
-def with_onnx_section(card_text: str, onnx_copy: Any | None) -> str:
+def with_onnx_section(card_text: str, onnx_copy: Any | None, task=None, text_fields: list[str] | None = None) -> str:
     """The card with its ONNX section (and tags) for `onnx_copy` (an onnx_export.OnnxCopy), or without them if None."""
     card = ModelCard(card_text)
     body = _without_section(card.text, ONNX_HEADING)
     tags = [t for t in (card.data.tags or []) if t not in ONNX_TAGS]
     if onnx_copy is not None:
-        body = _insert_before(body, "## Training history", _onnx_section(_card_repo(card.text), onnx_copy))
+        body = _insert_before(body, "## Training history",
+                              _onnx_section(_card_repo(card.text), onnx_copy, task, text_fields))
         tags += ONNX_TAGS
     if body == card.text and tags == list(card.data.tags or []):
         return card_text
@@ -478,8 +479,25 @@ def with_onnx_section(card_text: str, onnx_copy: Any | None) -> str:
     return card.content
 
 
-def _onnx_section(repo: str, copy: Any) -> str:
+def _onnx_outputs(task, text_fields: list[str] | None) -> tuple[str, str]:
+    """The ONNX snippet's review and its last lines, by the task: classes, the rating, or the labels over the
+    threshold; several fields joined as training joined them."""
+    review = '"The food was great and the staff were lovely."'
+    if text_fields and len(text_fields) > 1:
+        review = '" [SEP] ".join(["Lovely place", "The food was great and the staff were lovely."])'
+    problem = task.problem_type if task is not None else tasks.SINGLE_LABEL
+    if problem == tasks.REGRESSION:
+        return review, "print(logits[:, 0])  # the predicted rating: one output, the value itself"
+    if problem == tasks.MULTI_LABEL:
+        return review, (f"probabilities = 1 / (1 + np.exp(-logits))  # a sigmoid per label\n"
+                        f"print([[config.id2label[j] for j, p in enumerate(row) if p >= {task.threshold:.2f}]  "
+                        "# the threshold chosen on validation\n       for row in probabilities])")
+    return review, "print([config.id2label[int(i)] for i in logits.argmax(-1)])"
+
+
+def _onnx_section(repo: str, copy: Any, task=None, text_fields: list[str] | None = None) -> str:
     fp32, int8 = copy.files
+    review, last = _onnx_outputs(task, text_fields)
     return f"""{ONNX_HEADING}
 
 This model also comes in ONNX (opset 20, any batch size and review length), checked against PyTorch on
@@ -498,6 +516,7 @@ With ONNX Runtime in Python (`pip install onnxruntime transformers`):
 ```python
 import os
 
+import numpy as np
 import onnxruntime as ort
 from huggingface_hub import hf_hub_download
 from transformers import AutoConfig, AutoTokenizer
@@ -507,9 +526,9 @@ tokenizer, config = AutoTokenizer.from_pretrained(REPO), AutoConfig.from_pretrai
 onnx_file = "{fp32}"  # or "{int8}"
 path = os.path.join(REPO, onnx_file) if os.path.isdir(REPO) else hf_hub_download(REPO, onnx_file)
 session = ort.InferenceSession(path)
-inputs = tokenizer(["The food was great and the staff were lovely."], truncation=True, return_tensors="np")
+inputs = tokenizer([{review}], truncation=True, return_tensors="np")
 logits = session.run(["logits"], {{i.name: inputs[i.name] for i in session.get_inputs()}})[0]
-print([config.id2label[int(i)] for i in logits.argmax(-1)])
+{last}
 ```
 
 In a browser (or Node) with [transformers.js](https://huggingface.co/docs/transformers.js) (`npm i @huggingface/transformers`):

@@ -235,7 +235,15 @@ def _update_card(folder: Path, copy: OnnxCopy | None) -> None:
         return
     try:
         text = card.read_text(encoding="utf-8")
-        updated = with_onnx_section(text, copy)
+        task, fields = None, None
+        if (folder / "config.json").is_file():  # the snippet reads the outputs as this model's task does
+            from transformers import AutoConfig
+
+            from finetune.text_fields import saved_fields
+
+            model_config = AutoConfig.from_pretrained(folder)
+            task, fields = Task.of_model(model_config), saved_fields(model_config)
+        updated = with_onnx_section(text, copy, task, fields)
     except Exception as err:  # a card this project did not write (bad YAML, odd metadata): the copy stands without
         logger.warning("the model card %s was not updated for the ONNX copy (%s: %s)", card, type(err).__name__, err)
         return

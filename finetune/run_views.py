@@ -27,6 +27,8 @@ SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 MISTAKES_SHOWN = 20
 MACRO_NOTE = ("Precision, recall and F1 are *macro* averages: each is computed per class, then the classes are "
               "averaged with equal weight, so a rare class counts as much as a common one.")
+RATING_NOTE = ("MAE and MSE are in rating units (lower is better); Pearson and Spearman correlate the predicted and "
+               "the true ratings; accuracy counts a prediction right when it rounds to the true rating.")
 # Examples from the run's own validation reviews: short enough to read at a glance, long enough to say something.
 EXAMPLE_WORDS = (6, 40)
 

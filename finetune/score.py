@@ -209,8 +209,10 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
             raise UsageError(f"--split {args.split}: the dataset has no such split (it has: {', '.join(splits)}).")
         split = splits[args.split]
 
-    if args.label_column_name is None and not args.label_column_names and "label" in split.column_names:
-        args.label_column_name = "label"
+    if args.label_column_name is None and not args.label_column_names:
+        # `label`, or a rating model's own column (its one output is named after the column it was trained on)
+        named = task.label_names[0] if task.problem_type == tasks.REGRESSION else None
+        args.label_column_name = next((c for c in ("label", named) if c and c in split.column_names), None)
     labelled = bool(label_columns(args))
     if args.label_delimiter and task.problem_type != tasks.MULTI_LABEL:
         raise UsageError(f"--label_delimiter splits a review's several labels; this model is {task.problem_type}, "

@@ -296,10 +296,12 @@ def test_prepare_splits_reads_label_lists_of_every_shape():
     as_json = [json_list for json_list in ('["food"]', '["food", "service"]', "[]", '["price"]')] * 3
     data = _prepare({"train": _split([f"r{i}" for i in range(12)], as_json)}, problem_type="multi_label")
     assert data.task.label_names == ["food", "price", "service"]
-    delimited = ["food", "food;service", "", "price"] * 3  # "" is a missing label: dropped
+    delimited = ["food", "food;service", "", "price"] * 3  # an empty cell: none of the labels, as []
     data = _prepare({"train": _split([f"r{i}" for i in range(12)], delimited)}, problem_type="multi_label",
                     label_delimiter=";")
-    assert data.task.label_names == ["food", "price", "service"] and data.dropped["train"] == 3
+    assert data.task.label_names == ["food", "price", "service"] and data.dropped["train"] == 0
+    rows = [tuple(r["label"]) for split in data.splits.values() for r in split]
+    assert rows.count((0.0, 0.0, 0.0)) == 3
 
 
 def test_a_class_label_column_rates_by_the_numbers_its_names_start_with():

@@ -52,14 +52,15 @@ SMALL = ["--max_train_samples", "40", "--max_eval_samples", "20", "--max_test_sa
 def test_embedded_minilm_trains_and_scores_each_shape(examples, tmp_path, kind, flags, metric):
     extension = "jsonl" if kind == "aspects" else "csv"
     out = tmp_path / kind
-    assert train_main(["--train_file", str(examples / f"{kind}_train.{extension}"), "--test_file",
-                       str(examples / f"{kind}_test.{extension}"), "--output_dir", str(out), *flags, *SMALL]) == 0
+    files = {split: str(examples / f"{kind}_{split}.{extension}") for split in ("train", "validation", "test")}
+    assert train_main(["--train_file", files["train"], "--validation_file", files["validation"], "--test_file",
+                       files["test"], "--output_dir", str(out), *flags, *SMALL]) == 0
     results = artifacts.read_json(out, artifacts.RESULTS_FILE)
     assert results["split_sizes"] == {"train": 40, "validation": 20, "test": 20}
     assert metric in results["scores"]["test"] and (out / "predictions_test.csv").is_file()
-    label = [f for f in flags if f != "--label_column_name"][-1] if "--label_column_name" in flags else None
     scored = tmp_path / f"{kind}-score"
-    argv = [str(out), "--test_file", str(examples / f"{kind}_test.{extension}"), "--max_test_samples", "20",
-            "--output_dir", str(scored), *(["--label_column_name", label] if label else [])]
+    # a rating model finds its own column (movie_stars) without the flag; the aspects need it
+    argv = [str(out), "--test_file", files["test"], "--max_test_samples", "20", "--output_dir", str(scored),
+            *(["--label_column_name", "aspects"] if kind == "aspects" else [])]
     assert score_main(argv) == 0
     assert metric in artifacts.read_json(scored, "evaluation.json")["scores"]

@@ -267,7 +267,9 @@ def test_multi_label_from_a_delimited_csv_column_and_from_0_1_columns(tiny_bert,
     assert main(tiny_run_args(tiny_bert, {"train": delimited}, out, "--problem_type", "multi_label",
                               "--label_column_name", "labels", "--label_delimiter", ";",
                               "--num_train_epochs", "1")) == 0
-    assert artifacts.read_json(out, artifacts.RESULTS_FILE)["label_names"] == ["complaint", "praise"]
+    results = artifacts.read_json(out, artifacts.RESULTS_FILE)
+    assert results["label_names"] == ["complaint", "praise"]
+    assert results["dropped_rows"]["train"] == 0  # an empty cell is a review with neither label, not a missing one
     columns = write_csv(tmp_path / "columns.csv", [{"text": r["text"], "praise": int("praise" in r["labels"]),
                                                     "complaint": int("complaint" in r["labels"])} for r in rows],
                         columns=("text", "praise", "complaint"))
@@ -280,7 +282,7 @@ def test_multi_label_from_a_delimited_csv_column_and_from_0_1_columns(tiny_bert,
 
 @pytest.mark.parametrize("case, message", [
     ("unseen", "labels that train lacks: sarcasm"),
-    ("no_delimiter", "holds one label per review, not lists"),
+    ("no_delimiter", "holds one text per review (e.g. '"),
     ("bad_column", "holds 'maybe' in row 2"),
     ("no_labels", "no training review has any label"),
     ("weights", "--class_weights balanced weighs the classes of single-label data"),
@@ -492,3 +494,42 @@ def test_demo_endpoints_of_a_multi_label_and_a_two_field_model(tag_run, titled_r
         assert label["label"] == "negative"
     finally:
         demo.close()
+
+
+@pytest.mark.parametrize("run", ["rating_run", "tag_run", "titled_run"])
+def test_the_cards_onnx_snippet_reads_the_outputs_as_the_task_does(run, request, capsys):
+    import contextlib
+    import io
+
+    folder = request.getfixturevalue(run)
+    card = (folder / artifacts.CARD_FILE).read_text()
+    start = card.index("```python\nimport os\n\nimport numpy as np")
+    code = card[start + len("```python\n"):card.index("```", start + 10)]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "card-snippet", "exec"), {})
+    out = printed.getvalue().strip()
+    if run == "rating_run":
+        assert 1.0 <= float(out.strip("[]")) <= 5.5  # the value, not the label's name
+    elif run == "tag_run":
+        assert out.startswith("[[") and "stars" not in out  # one list of labels per review
+    else:
+        assert out in ("['positive']", "['negative']") and '" [SEP] ".join(' in code
+
+
+def test_explain_leaves_the_fields_separator_in_place_and_batch_keeps_every_column(titled_run, tmp_path):
+    import app
+    from finetune.attribution import word_spans
+    from finetune.run_views import load_served_model
+
+    text = "awful dull [SEP] the film was"
+    spans, _ = word_spans(text, max_spans=2, skip=("[SEP]",))
+    assert [text[s:e] for s, e in spans] == ["awful dull", "the film was"]  # no span reaches across [SEP]
+    served = load_served_model(str(titled_run))
+    segments, note = app.explain(served, "awful dull", "the film was")
+    assert "".join(piece for piece, _ in segments) == text
+    assert ("[SEP]", None) not in segments and (" [SEP] ", None) in segments and "“[SEP]”" not in note
+    both = write_csv(tmp_path / "both.csv", [{"id": 7, "title": "awful dull", "body": "the plot"}],
+                     columns=("id", "title", "body"))
+    table, _, batch_note = app.classify_batch(served, str(both), None, str(tmp_path / "cache"))
+    assert list(table.columns)[:4] == ["title", "id", "body", "review"] and "Read the columns title, body" in batch_note
