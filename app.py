@@ -64,16 +64,11 @@ def refused(message: str) -> gr.Error:
     return gr.Error(message, print_exception=False)
 
 
-def text_fields(served: ServedModel) -> list[str]:
-    """The text columns the model reads (a title and a body: one box each), ["text"] for one review text."""
-    return list(getattr(served.classifier, "text_fields", None) or ["text"])
-
-
 def checked_review(served: ServedModel, *fields: str | None) -> str:
     """One review from the page's boxes (one per text field the model reads), within the limits."""
     if served.classifier is None:
         raise refused(served.problem or "No model is loaded.")
-    names = text_fields(served)
+    names = served.text_fields
     if len(names) > 1:
         text = served.classifier.compose(dict(zip(names, fields)))
     else:
@@ -110,7 +105,7 @@ def explain(served: ServedModel, *fields: str) -> tuple[list[tuple[str, float | 
     is left out."""
     text = checked_review(served, *fields)
     # a review of several fields: the separator between them is not a word to leave out
-    separator = served.classifier.separator.strip() if len(text_fields(served)) > 1 else None
+    separator = served.classifier.separator.strip() if len(served.text_fields) > 1 else None
     attribution = occlusion(served.classifier, text, skip=(separator,) if separator else ())
     raised, lowered = attribution.strongest()
     unit = "word" if attribution.words_per_span == 1 else f"span of {attribution.words_per_span} words"
@@ -133,7 +128,7 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
     past MAX_REVIEW_CHARS is cut to that length before tokenizing, and marked truncated."""
     if served.classifier is None:
         raise refused(served.problem or "No model is loaded.")
-    fields = text_fields(served)
+    fields = served.text_fields
     try:
         batch = serving.read_batch_file(file_path, fields[0] if len(fields) > 1 else column)
         if len(fields) > 1:
@@ -155,7 +150,7 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
         said = {task.label_names[0]: [round(p.value, 4) for p in predictions],
                 **({"rounded": [p.label for p in predictions]} if task.rating_values else {})}
     elif task.problem_type == tasks.MULTI_LABEL:
-        said = {"labels": [tasks.LABELS_JOINER.join(p.labels) for p in predictions],
+        said = {"labels": [p.label for p in predictions],  # the labels predicted, joined
                 **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in task.label_names}}
     else:
         said = {"label": [p.label for p in predictions],
@@ -198,7 +193,7 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
     def explain_text(*fields):
         return explain(served, *fields)
 
-    fields = text_fields(served)
+    fields = served.text_fields
     task = served.classifier.task if served.classifier else None
     shown = {tasks.REGRESSION: "Predicted rating", tasks.MULTI_LABEL: "Every label, with its probability"}.get(
         task.problem_type if task else None, "Prediction (every class, with its confidence)")

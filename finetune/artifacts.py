@@ -13,17 +13,11 @@ from typing import Any
 
 import yaml
 
-from finetune import tasks
 from finetune.errors import UsageError
 
 logger = logging.getLogger(__name__)
 
-HISTORY_FILE = "epoch_history.json"  # one row per epoch: HISTORY_COLUMNS, then per-class scores
-# The scores every evaluation of a single-label classifier reports first (precision, recall and F1
-# macro-averaged): the history's columns, the card's model-index, the demo's tables and the score command's
-# summary. A rating's and a multi-label model's: finetune/tasks.py HEADLINE_METRICS, which owns all three.
-HEADLINE_METRICS = tasks.HEADLINE_METRICS[tasks.SINGLE_LABEL]
-HISTORY_COLUMNS = ("epoch", "step", "train_loss", "eval_loss", *HEADLINE_METRICS)
+HISTORY_FILE = "epoch_history.json"  # one row per epoch: finetune/tasks.py Task.history_columns, then the rest
 RESULTS_FILE = "results.json"  # final validation/test scores, confusion matrices, data sizes
 CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run, written before training starts
 CARD_FILE = "README.md"  # the model card

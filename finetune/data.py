@@ -296,7 +296,7 @@ def join_text_fields(split: Dataset, fields: list[str], separator: str) -> Datas
 
 
 def labels_from_columns(split: Dataset, names: list[str], name: str, where: str | None) -> Dataset:
-    """Column `label`: per review, the names of the 0/1 columns that hold 1 (None when one of them is empty)."""
+    """Column `label`: per review, the names of the 0/1 columns that hold 1 (an empty cell is a 0)."""
     values = {column: column_values(split, column) for column in names}
     for column, column_vals in values.items():
         bad = next(((i, v) for i, v in enumerate(column_vals)
@@ -309,8 +309,9 @@ def labels_from_columns(split: Dataset, names: list[str], name: str, where: str 
     for i in range(len(split)):  # an empty cell is a 0, as an empty list is no label
         flags = [_flag_value(values[column][i]) for column in names]
         rows.append([c for c, on in zip(names, flags) if on])
-    return split.add_column("label", rows, feature=Sequence(Value("string"))) if "label" not in split.column_names \
-        else split.remove_columns("label").add_column("label", rows, feature=Sequence(Value("string")))
+    if "label" in split.column_names:
+        split = split.remove_columns("label")
+    return split.add_column("label", rows, feature=Sequence(Value("string")))
 
 
 def _flag_value(value) -> bool | None:
@@ -367,6 +368,18 @@ def rating_value(value) -> float | None:
     return None if math.isnan(number) else number
 
 
+def missing_label_mask(split: Dataset, column: str, problem_type: str, label_names: list[str] | None = None) -> list[bool]:
+    """Which rows' labels are missing or hidden, by what a label is: a class's (hidden_label_mask: empty, or a
+    hidden -1), a rating that is not a number; several labels: none, since an empty cell is a review with none
+    of the labels (what an empty list says; a CSV cannot write one, and the predictions files write "no labels"
+    so). Training and finetune.score both read labels so."""
+    if problem_type == tasks.SINGLE_LABEL:
+        return hidden_label_mask(split, column, label_names or [])
+    if problem_type == tasks.REGRESSION:
+        return [rating_value(value) is None for value in column_values(split, column)]
+    return [False] * len(split)
+
+
 def label_list(value, delimiter: str | None) -> list[str] | None:
     """One review's labels: a list, a JSON array (text), or text split at `delimiter`; None when missing."""
     if value is None:
@@ -407,14 +420,13 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
     train_file = _file_flag(args, "train")
     column = args.label_column_name
     delimiter = getattr(args, "label_delimiter", None)
-    # Several labels: an empty cell is a review with none of them (what an empty list says; a CSV cannot write
-    # one, and the predictions files write "no labels" so). A rating: an empty cell is a missing label.
+    # Several labels: an empty cell is a review with none of them (missing_label_mask). A rating: a missing label.
     rating = problem == tasks.REGRESSION
     for name in list(splits):
         splits[name], dropped[name] = drop_empty_rows(splits[name], args, name, check_label=name == "train" and rating,
                                                       where=_file_flag(args, name))
-        if name != "train" and rating:
-            mask = [rating_value(value) is None for value in column_values(splits[name], column)]
+        if name != "train":
+            mask = missing_label_mask(splits[name], column, problem)
             if len(splits[name]) and all(mask):
                 logger.warning("the %s split's labels are all missing: its %d reviews will be predicted, not scored",
                                name, len(splits[name]))
@@ -431,11 +443,11 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
                           values if len(values) <= tasks.MAX_RATING_VALUES else None)
     else:
         lists = _label_lists(splits["train"], column, delimiter)
+        cells = column_values(splits["train"], column)
         if not delimiter and fixed_names is None and not any(
-                isinstance(v, (list, tuple)) or str(v).strip().startswith("[")
-                for v in column_values(splits["train"], column)):
+                isinstance(v, (list, tuple)) or str(v).strip().startswith("[") for v in cells):
             prefix, described = _column_of(column, "train", train_file)
-            example = next((str(v) for v in column_values(splits["train"], column) if v), "")[:40]
+            example = next((str(v) for v in cells if v), "")[:40]
             raise UsageError(f"{prefix}{described} holds one text per review (e.g. {example!r}), not lists: for "
                              "several labels per review pass the character between them with --label_delimiter "
                              "(e.g. ';' for 'food;service'), or write them as a JSON array (e.g. [\"food\", "
@@ -515,17 +527,6 @@ def _require_rows(split: Dataset, name: str, args: DataArguments) -> None:
             f"the {name} split is empty after dropping rows without text or label. Check "
             f"--text_column_name {args.text_column_name} and --label_column_name {args.label_column_name}."
         )
-
-
-def check_columns(split: Dataset, name: str, args: ReviewSource,
-                  flags: tuple[str, ...] = ("text_column_name", "label_column_name")) -> None:
-    for flag in flags:
-        column = getattr(args, flag)
-        if column not in split.column_names:
-            raise UsageError(
-                f"the {name} split has no column '{column}' (it has: {', '.join(split.column_names)}). "
-                f"Pass --{flag} with one of those."
-            )
 
 
 def drop_empty_rows(

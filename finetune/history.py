@@ -4,9 +4,6 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from finetune.artifacts import HISTORY_COLUMNS
-
-ROW_KEYS = HISTORY_COLUMNS
 _EVAL_RUN_KEYS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
 
 

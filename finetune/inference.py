@@ -100,7 +100,7 @@ class ReviewClassifier:
         if task.problem_type == tasks.REGRESSION:
             prediction.value = row[0]
         elif task.problem_type == tasks.MULTI_LABEL:
-            prediction.labels = [name for name, p in scores.items() if p >= task.threshold]
+            prediction.labels = task.predicted_labels(row)
         return prediction
 
     def _logits(self, features: list[dict]) -> np.ndarray:
@@ -125,11 +125,6 @@ class ReviewClassifier:
 
     def predict_one(self, text: str) -> Prediction:
         return self.predict([text], batch_size=1)[0]
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
 
 
 def onnx_file_name(quantize: bool) -> str:

@@ -53,21 +53,3 @@ def make_compute_metrics(task):
         return score_task(task, task.outputs(eval_prediction.predictions), eval_prediction.label_ids)[0]
 
     return compute_metrics
-
-
-def confusion_matrix(predictions, references, label_names: list[str]) -> list[list[int]]:
-    scores = load_metric().compute(
-        predictions=predictions, references=references, label_names=label_names, confusion_matrix=True
-    )
-    return scores["confusion_matrix"]
-
-
-def scores_and_confusion(predictions, references, label_names: list[str]) -> tuple[dict[str, float], list[list[int]]]:
-    """The training run's metrics (accuracy, macro and per-class precision/recall/F1) and the confusion
-    matrix, from one pass of the same `evaluate` module: what `python -m finetune.score` reports."""
-    scores = load_metric().compute(
-        predictions=predictions, references=references, label_names=label_names, confusion_matrix=True
-    )
-    return scores, scores.pop("confusion_matrix")
-
-

@@ -10,3 +10,11 @@ def most_confident_mistakes(texts: list[str], labels: list[str], predicted: list
     wrong.sort(key=lambda i: -confidence[i])
     return [{"text": texts[i], "label": labels[i], "predicted_label": predicted[i], "confidence": float(confidence[i])}
             for i in wrong[:limit]]
+
+
+def furthest_off(texts: list[str], labels: list[float], values: list[float], limit: int | None = None) -> list[dict]:
+    """A rating model's reviews, the predicted value furthest from the true rating first (ties keep the data's
+    order), with the signed error."""
+    order = sorted(range(len(texts)), key=lambda i: -abs(values[i] - labels[i]))
+    return [{"text": texts[i], "label": labels[i], "value": values[i], "error": values[i] - labels[i]}
+            for i in order[:limit]]

@@ -11,12 +11,9 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from finetune import tasks
-from finetune.artifacts import HEADLINE_METRICS
-from finetune.history import ROW_KEYS
 from finetune.truncation import head_size
 
 TASK = "text-classification"
-CARD_METRICS = HEADLINE_METRICS  # the model-index's metrics, in the card's tables too
 
 
 @dataclass
@@ -74,14 +71,12 @@ def build_card(facts: CardFacts) -> ModelCard:
 
 def _eval_results(facts: CardFacts) -> list[EvalResult]:
     return [result for split, scores in facts.scores.items()
-            for result in split_results(facts.dataset_name, facts.dataset_id, split, scores, len(facts.label_names),
-                                        task=facts.task)]
+            for result in split_results(facts.dataset_name, facts.dataset_id, split, scores, facts.task)]
 
 
-def split_results(dataset_name: str, dataset_id: str | None, split: str, scores: dict[str, float], n_labels: int,
-                  dataset_config: str | None = None, task=None) -> list[EvalResult]:
+def split_results(dataset_name: str, dataset_id: str | None, split: str, scores: dict[str, float], task,
+                  dataset_config: str | None = None) -> list[EvalResult]:
     """The card's metadata (model-index) entries of one scored split: one per headline metric of the task."""
-    problem = task.problem_type if task is not None else tasks.SINGLE_LABEL
     return [
         EvalResult(
             task_type=TASK,
@@ -91,10 +86,10 @@ def split_results(dataset_name: str, dataset_id: str | None, split: str, scores:
             dataset_config=dataset_config,
             dataset_split=split,
             metric_type=metric,
-            metric_name=_metric_title(metric, n_labels, problem),
+            metric_name=_metric_title(metric, len(task.label_names), task.problem_type),
             metric_value=round(float(scores[metric]), 4),
         )
-        for metric in (task.headline if task is not None else CARD_METRICS)
+        for metric in task.headline
         if metric in scores
     ]
 
@@ -282,23 +277,16 @@ def _headline(facts: CardFacts) -> str:
     return "It achieves:\n\n" + "\n".join(lines) if lines else ""
 
 
-def _history_table(history: list[dict[str, Any]], task=None) -> str:
+def _history_table(history: list[dict[str, Any]], task) -> str:
     if not history:
         return "No evaluation was run during training."
-    keys = history_keys(task)
+    keys = task.history_columns
     header = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys)
     rows = [
         "| " + " | ".join(f"{row[k]:g}" if k == "epoch" else _fmt(row.get(k)) for k in keys) + " |"
         for row in history
     ]
     return "\n".join([header, *rows])
-
-
-def history_keys(task=None) -> list[str]:
-    """The history table's columns: epoch, step, the losses, and the task's headline metrics."""
-    if task is None or task.problem_type == tasks.SINGLE_LABEL:
-        return list(ROW_KEYS)
-    return [*ROW_KEYS[:4], *task.headline]
 
 
 def _results_table(facts: CardFacts) -> str:
@@ -386,8 +374,8 @@ class Evaluation:
         return f"{self.dataset_id or self.dataset_name}|{self.dataset_config or ''}|{self.split}"
 
     def results(self) -> list[EvalResult]:
-        return split_results(self.dataset_name, self.dataset_id, self.split, self.scores, len(self.label_names),
-                             self.dataset_config, self.task)
+        return split_results(self.dataset_name, self.dataset_id, self.split, self.scores, self.task,
+                             self.dataset_config)
 
 
 def add_evaluation(card_text: str | None, evaluation: Evaluation, model_name: str) -> str:

@@ -18,10 +18,9 @@ import yaml
 
 from finetune import artifacts, tasks
 from finetune.limits import allow_long_csv_fields
-from finetune.mistakes import most_confident_mistakes
+from finetune.mistakes import furthest_off, most_confident_mistakes
 
 TRAIN_COMMAND = "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
-HISTORY_COLUMNS = list(artifacts.HISTORY_COLUMNS)
 # What a run file that parses but holds unexpected values raises when it is shown.
 SHAPE_ERRORS = (AttributeError, IndexError, KeyError, TypeError, ValueError)
 MISTAKES_SHOWN = 20
@@ -55,6 +54,11 @@ class ServedModel:
     @property
     def is_hub_repo(self) -> bool:
         return not os.path.isdir(os.path.expanduser(self.model_id))
+
+    @property
+    def text_fields(self) -> list[str]:
+        """The text columns the model reads (a title and a body: one box each); ["text"] for one review text."""
+        return list(getattr(self.classifier, "text_fields", None) or ["text"])
 
     @property
     def task(self) -> tasks.Task:
@@ -254,7 +258,7 @@ def example_reviews(served: ServedModel, fallback: list[str]) -> list:
                     picks.append(text)
     except SHAPE_ERRORS:
         picks = []
-    fields = getattr(served.classifier, "text_fields", None) or ["text"]
+    fields = served.text_fields
     if len(fields) > 1:  # the joined text, back into its fields (a review with an empty field is left out)
         separator = served.classifier.separator
         picks = [parts for parts in (text.split(separator) for text in picks) if len(parts) == len(fields)]
@@ -269,10 +273,8 @@ def metrics_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     """History table, loss plot data, score plot data, confusion matrix, card summary.
 
     Never raises for a run's files: what cannot be shown is named in the summary instead."""
-    from finetune.model_card import history_keys
-
     task = served.task
-    columns = history_keys(task)
+    columns = list(task.history_columns)
     rows = [{k: row.get(k) for k in columns} for row in served.history]
     history = pd.DataFrame(rows, columns=columns).apply(pd.to_numeric, errors="coerce")
     losses = _long(history, ["train_loss", "eval_loss"], "loss")
@@ -335,10 +337,9 @@ def evaluations_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, s
         if task.problem_type == tasks.REGRESSION:
             return evaluations, *_furthest_off(rows, split, task)
         if task.problem_type == tasks.MULTI_LABEL:
-            wrong = [{"label": r["label"], "predicted_label": r["predicted_labels"], "text": r["text"],
-                      "confidence": max(abs(float(r[f"p({n})"]) - task.threshold) for n in task.label_names)}
-                     for r in rows if r["label"] != r["predicted_labels"]]
-            wrong.sort(key=lambda m: -m["confidence"])
+            wrong = most_confident_mistakes(
+                [row["text"] for row in rows], [row["label"] for row in rows], [row["predicted_labels"] for row in rows],
+                [_surest_wrong_label(row, task) for row in rows])
         else:
             wrong = most_confident_mistakes(
                 [row["text"] for row in rows], [row["label"] for row in rows], [row["predicted_label"] for row in rows],
@@ -358,15 +359,22 @@ def evaluations_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, s
     return evaluations, table, note
 
 
+def _surest_wrong_label(row: dict, task: tasks.Task) -> float:
+    """How far from the threshold the model was on the labels it decided wrongly (0 when it got them all right)."""
+    true = set(row["label"].split(tasks.LABELS_JOINER)) if row["label"] else set()
+    return max((abs(float(row[f"p({name})"]) - task.threshold) for name in task.label_names
+                if (float(row[f"p({name})"]) >= task.threshold) != (name in true)), default=0.0)
+
+
 def _furthest_off(rows: list[dict], split: str, task: tasks.Task) -> tuple[pd.DataFrame, str]:
     """A rating model's reviews whose predicted value is furthest from the true one."""
-    errors = sorted(rows, key=lambda r: -abs(float(r["predicted_value"]) - float(r["label"])))
-    off = [r for r in errors if r["predicted_label"] != r["label"]] if task.rating_values else errors
-    note = (f"**{len(off):,} of {len(rows):,}** {split} reviews round to another rating than theirs. The "
-            f"{min(len(errors), MISTAKES_SHOWN)} furthest off are below, furthest first.")
-    table = pd.DataFrame([{"true rating": r["label"], "predicted": round(float(r["predicted_value"]), 2),
-                           "error": round(float(r["predicted_value"]) - float(r["label"]), 2), "review": r["text"]}
-                          for r in errors[:MISTAKES_SHOWN]])
+    shown = furthest_off([r["text"] for r in rows], [float(r["label"]) for r in rows],
+                         [float(r["predicted_value"]) for r in rows], MISTAKES_SHOWN)
+    off = sum(r["predicted_label"] != r["label"] for r in rows) if task.rating_values else len(rows)
+    note = (f"**{off:,} of {len(rows):,}** {split} reviews round to another rating than theirs. The "
+            f"{len(shown)} furthest off are below, furthest first.")
+    table = pd.DataFrame([{"true rating": tasks.value_name(m["label"]), "predicted": round(m["value"], 2),
+                           "error": round(m["error"], 2), "review": m["text"]} for m in shown])
     return table, note
 
 

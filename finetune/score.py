@@ -31,7 +31,7 @@ from finetune.artifacts import is_local_path, public_value
 from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
 from finetune.logs import setup_logging
-from finetune.mistakes import most_confident_mistakes
+from finetune.mistakes import furthest_off, most_confident_mistakes
 
 logger = logging.getLogger("finetune")
 
@@ -169,12 +169,11 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
         dataset_identity,
         drop_empty_rows,
         drop_hidden_labels,
-        hidden_label_mask,
         label_columns,
         load_embedded_reviews,
         load_hub_dataset,
+        missing_label_mask,
         model_label_ids,
-        rating_value,
         ratings_of_class_names,
         take_subset,
         task_label_values,
@@ -182,8 +181,7 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
     )
     from finetune.data_files import read_data_file
 
-    task = getattr(classifier, "task", None) or tasks.Task(tasks.SINGLE_LABEL, classifier.label_names)
-    model_fields = getattr(classifier, "text_fields", ["text"])
+    task, model_fields = classifier.task, classifier.text_fields
     if args.text_column_names is None and len(model_fields) > 1:
         if args.text_column_name != "text":
             raise UsageError(f"the model reads {len(model_fields)} text columns ({', '.join(model_fields)}), joined: "
@@ -226,18 +224,13 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
         check_ratings(split, args.label_column_name, split_name, f"--test_file {args.test_file}" if args.test_file else None,
                       needs="this model predicts a rating (regression): scoring it needs")
     fields = args.text_columns()
-    joined, source, _ = unify_columns({split_name: split}, args, getattr(classifier, "separator", " "))
+    joined, source, _ = unify_columns({split_name: split}, args, classifier.separator)
     split = joined[split_name]
     source = dataclasses.replace(source, label_column_name=source.label_column_name if labelled else None)
     split, dropped = drop_empty_rows(split, source, split_name, check_label=False)
     hidden = 0
     if labelled:
-        column = source.label_column_name
-        if task.problem_type == tasks.SINGLE_LABEL:
-            mask = hidden_label_mask(split, column, classifier.label_names)
-        else:
-            mask = [v is None or (isinstance(v, str) and not v.strip())
-                    or (task.problem_type == tasks.REGRESSION and rating_value(v) is None) for v in split[column][:]]
+        mask = missing_label_mask(split, source.label_column_name, task.problem_type, classifier.label_names)
         if len(split) and all(mask):
             logger.warning("the %s data's labels are all hidden (-1 or missing): its %d reviews are predicted, "
                            "not scored", split_name, len(split))
@@ -372,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArguments, reviews: Reviews,
                  probabilities: np.ndarray) -> dict:
-    task = getattr(classifier, "task", None) or tasks.Task(tasks.SINGLE_LABEL, classifier.label_names)
+    task = classifier.task
     result = {
         "model": model_ref if commit else public_value(model_ref),
         "model_revision": commit,  # the commit that was scored: a Hub model's main moves on, its commits do not
@@ -383,7 +376,7 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
         "label_names": classifier.label_names,
         **({"rating_values": task.rating_values} if task.problem_type == tasks.REGRESSION else {}),
         **({"threshold": task.threshold} if task.problem_type == tasks.MULTI_LABEL else {}),
-        "text_fields": getattr(classifier, "text_fields", ["text"]),
+        "text_fields": classifier.text_fields,
         "label_map": args.labels,
         "reviews": len(reviews.texts),
         "dropped_rows": reviews.dropped_rows,
@@ -402,19 +395,17 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
     return result
 
 
-def write_evaluation(output_dir: Path, result: dict, reviews: Reviews, probabilities: np.ndarray, task) -> None:
+def write_evaluation(output_dir: Path, result: dict, reviews: Reviews, probabilities: np.ndarray,
+                     task: tasks.Task) -> None:
     from finetune.report import write_predictions
 
-    if isinstance(task, list):
-        task = tasks.Task(tasks.SINGLE_LABEL, task)
     labels = None if reviews.label_ids is None else [task.label_text(label) for label in reviews.label_ids]
     write_predictions(output_dir, reviews.split, reviews.texts, probabilities.tolist(), task, labels)
     artifacts.write_json(output_dir, EVALUATION_FILE, result)
 
 
-def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task, output_dir: Path) -> None:
-    if isinstance(task, list):
-        task = tasks.Task(tasks.SINGLE_LABEL, task)
+def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task: tasks.Task,
+                 output_dir: Path) -> None:
     label_names = task.label_names
     print(f"\n{result['model']} on {reviews.dataset_name}, {reviews.split}: {result['reviews']:,} reviews, "
           f"{result['reviews_per_second']:.1f} reviews/s")
@@ -442,12 +433,12 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task
                 text = text if len(text) <= 100 else text[:97] + "..."
                 print(f"    {m['confidence']:.2f} {m['predicted_label']} (is {m['label']}): {text}")
     if scores and task.problem_type == tasks.REGRESSION:
-        errors = np.abs(probabilities[:, 0] - np.asarray(reviews.label_ids, dtype=np.float64))
         print("  Furthest off:")
-        for i in np.argsort(-errors, kind="stable")[:SHOWN_MISTAKES]:
-            text = " ".join(reviews.texts[i].split())
+        for m in furthest_off(reviews.texts, [float(v) for v in reviews.label_ids],
+                              probabilities[:, 0].astype(float).tolist(), SHOWN_MISTAKES):
+            text = " ".join(m["text"].split())
             text = text if len(text) <= 100 else text[:97] + "..."
-            print(f"    predicted {probabilities[i, 0]:.2f} (is {tasks.value_name(reviews.label_ids[i])}): {text}")
+            print(f"    predicted {m['value']:.2f} (is {tasks.value_name(m['label'])}): {text}")
     print(f"Results: {output_dir / EVALUATION_FILE}\nPer review: {output_dir / result['predictions']}")
 
 

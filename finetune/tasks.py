@@ -46,6 +46,7 @@ THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.9
 # More distinct values than this in a rating column: a continuous score, not stars. No rounded label then.
 MAX_RATING_VALUES = 100
 LABELS_JOINER = ";"  # how a review's several labels are written in one cell of a predictions file
+HISTORY_START = ("epoch", "step", "train_loss", "eval_loss")  # a history row's first columns, then the metrics
 
 
 def resolve(name: str) -> str:
@@ -92,13 +93,9 @@ class Task:
         return metrics if self.problem_type != REGRESSION or self.rating_values else metrics[:-1]
 
     @property
-    def is_classifier(self) -> bool:
-        return self.problem_type == SINGLE_LABEL
-
-    @property
-    def output_names(self) -> list[str]:
-        """The columns of `outputs`: a probability per class or label, or the one predicted value."""
-        return ["value"] if self.problem_type == REGRESSION else list(self.label_names)
+    def history_columns(self) -> tuple[str, ...]:
+        """The per-epoch table's columns (the card's, the demo's): epoch, step, the losses, the headline metrics."""
+        return (*HISTORY_START, *self.headline)
 
     def metric_names(self) -> list[str]:
         """Every metric an evaluation of this task produces, as --metric_for_best_model may name it."""
@@ -150,8 +147,12 @@ class Task:
         if self.problem_type == REGRESSION:
             return self.rounded(row)[0] or f"{float(row[0]):.2f}"
         if self.problem_type == MULTI_LABEL:
-            return LABELS_JOINER.join(n for n, p in zip(self.label_names, row) if p >= self.threshold)
+            return LABELS_JOINER.join(self.predicted_labels(row))
         return self.label_names[int(row.argmax())]
+
+    def predicted_labels(self, output_row) -> list[str]:
+        """Multi-label: the labels whose probability is at or above the threshold, in label order."""
+        return [name for name, p in zip(self.label_names, output_row) if p >= self.threshold]
 
     def scale(self) -> tuple[float, float] | None:
         """The lowest and highest rating seen in train."""

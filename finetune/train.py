@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         banner("Evaluating the restored best model")
         scores, matrices, scored = final_evaluation(trainer, tokenized, data.task, prepared.orders)
-        if trainer.is_world_process_zero():  # the threshold chosen on validation, for a multi-label model
-            data.task.save(trainer.model.config)
+        if data.task.problem_type == tasks.MULTI_LABEL and trainer.is_world_process_zero():
+            data.task.save(trainer.model.config)  # the threshold just chosen on validation
             trainer.model.config.save_pretrained(output_dir)
         probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
         memory.release()

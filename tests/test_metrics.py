@@ -1,6 +1,6 @@
 import pytest
 
-from finetune.metrics import confusion_matrix, load_metric
+from finetune.metrics import load_metric
 
 
 def test_classification_scores_match_hand_computed_values():
@@ -24,4 +24,6 @@ def test_classification_scores_give_zero_for_a_class_never_predicted():
 
 
 def test_confusion_matrix_rows_are_true_labels():
-    assert confusion_matrix([0, 1, 1, 1], [0, 0, 1, 1], ["a", "b"]) == [[1, 1], [0, 2]]
+    scores = load_metric().compute(predictions=[0, 1, 1, 1], references=[0, 0, 1, 1], label_names=["a", "b"],
+                                   confusion_matrix=True)
+    assert scores["confusion_matrix"] == [[1, 1], [0, 2]]
