@@ -23,9 +23,6 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from finetune import artifacts, tasks, text_fields
 from finetune import truncation as truncating
 
-# BERT-family models read at most 512 positions; every path that tokenizes a review (training, evaluation,
-# scoring, the demo, the ONNX export) caps its length here.
-MAX_SEQ_LENGTH_CAP = 512
 ENGINES = ("auto", "onnxruntime", "pytorch")  # auto: ONNX Runtime when the model has an ONNX copy
 
 
@@ -67,8 +64,7 @@ class ReviewClassifier:
             self.config = model.config
             self.engine = "pytorch " + ("int8" if quantize else "fp32")
         self.quantized = quantize
-        limit = min(self.tokenizer.model_max_length, getattr(self.config, "max_position_embeddings", MAX_SEQ_LENGTH_CAP))
-        self.max_length = min(max_length or limit, limit, MAX_SEQ_LENGTH_CAP)
+        self.max_length = min(max_length or truncating.DEFAULT_MAX_LENGTH, truncating.model_limit(self.tokenizer, self.config))
         self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
         self.truncation = truncation or truncating.saved_strategy(self.config)
         self.task = tasks.Task.of_model(self.config)  # what a label is (finetune/tasks.py), as saved in config.json

@@ -9,7 +9,6 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 from finetune import embedded
 from finetune.config import ModelArguments
 from finetune.errors import UsageError
-from finetune.inference import MAX_SEQ_LENGTH_CAP
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +84,3 @@ def load_classifier(args: ModelArguments, label_names: list[str], task=None):
             raise
         logger.info("%s models have no SDPA attention: using their own", config.model_type)
         return AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
-
-
-def max_sequence_length(requested: int | None, tokenizer) -> int:
-    limit = min(tokenizer.model_max_length, MAX_SEQ_LENGTH_CAP)
-    if requested is None:
-        return limit
-    if requested > limit:
-        raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens.")
-    return requested

@@ -27,8 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts
-from finetune.inference import MAX_SEQ_LENGTH_CAP
+from finetune import artifacts, truncation
 from finetune.logs import setup_logging
 from finetune.model_card import with_onnx_section
 from finetune.tasks import Task
@@ -121,8 +120,7 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     texts = [t for t in texts if t and t.strip()][:CHECK_REVIEWS]
     if len(texts) < 2:
         texts = SAMPLE_REVIEWS
-    max_length = min(tokenizer.model_max_length, getattr(model.config, "max_position_embeddings", MAX_SEQ_LENGTH_CAP),
-                     MAX_SEQ_LENGTH_CAP)
+    max_length = truncation.max_length(tokenizer, model.config)
     # The batch is cut at 128 word pieces and the longest review is checked alone at full length: eight
     # 512-piece reviews made the export and its check peak at 1.9 GB (0.7 GB with short ones).
     batch = tokenizer(texts, truncation=True, max_length=min(max_length, CHECK_BATCH_LENGTH), padding=True,

@@ -83,9 +83,10 @@ def apply(args, bf16: bool) -> None:
 
 def decide(model, train, collator, rows: int, max_tokens: int | None = None, threads: int | None = None,
            measure_fn: Callable[..., tuple[float, float, int]] | None = None,
-           cache: Path | None = None) -> ProbeResult:
+           cache: Path | None = None, limit: int | None = None) -> ProbeResult:
     """The precision for training `model` on `train` (a tokenized split) in batches of `rows`: from the
-    cache when this machine measured the same case before, else measured now and cached."""
+    cache when this machine measured the same case before, else measured now and cached. `limit` is the most
+    tokens the model takes (finetune/truncation.py's model_limit): no probe batch is longer."""
     sample, lengths = length_sample(train)
     length = int(np.median(lengths))
     rows = probe_rows(rows, length, max_tokens)
@@ -98,7 +99,7 @@ def decide(model, train, collator, rows: int, max_tokens: int | None = None, thr
             return ProbeResult(**{**cached["result"], "cached_in": str(cache)})
         except (KeyError, TypeError):  # an entry of another version of this file: measure again
             pass
-    batch = probe_batch(sample, lengths, collator, rows, length)
+    batch = probe_batch(sample, lengths, collator, rows, length, limit)
     fp32, bf16, repeats = (measure_fn or measure)(model, batch)
     result = ProbeResult(round(fp32 * 1000, 1), round(bf16 * 1000, 1), rows, int(batch["input_ids"].shape[1]),
                          repeats, measured=datetime.now(timezone.utc).date().isoformat())
@@ -196,13 +197,22 @@ def probe_rows(batch_rows: int, length: int, max_tokens: int | None) -> int:
     return batch_rows
 
 
-def probe_batch(sample, lengths: np.ndarray, collator, rows: int, length: int) -> dict[str, torch.Tensor]:
-    """`rows` reviews of about `length` tokens (the nearest to it), collated as the Trainer collates."""
+def probe_batch(sample, lengths: np.ndarray, collator, rows: int, length: int,
+                limit: int | None = None) -> dict[str, torch.Tensor]:
+    """`rows` reviews of about `length` tokens (the nearest to it), collated as the Trainer collates. With a
+    `limit`, the batch leaves room for `measure`'s padding: at most limit - MAX_REPEATS tokens long. Where the
+    median review fills the model's maximum length (long reviews, cut to it), the last columns go: a batch
+    past the model's position embeddings fails inside it, and the timing hardly changes by a few tokens."""
     nearest = np.argsort(np.abs(lengths - length), kind="stable")[:rows]
     nearest = np.resize(nearest, rows)  # a split smaller than a batch: reviews repeat, as the shape needs
     columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "label", "labels") if c in sample.column_names]
     features = [{c: row[c] for c in columns} for row in (sample[int(i)] for i in nearest)]
-    return dict(collator(features))
+    batch = dict(collator(features))
+    room = None if limit is None else max(1, limit - MAX_REPEATS)
+    if room is not None and batch["input_ids"].shape[1] > room:
+        batch = {name: value[:, :room] if value.dim() == 2 and name != "labels" else value
+                 for name, value in batch.items()}
+    return batch
 
 
 # --- the cache --------------------------------------------------------------------------------------

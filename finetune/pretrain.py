@@ -182,12 +182,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
+    from transformers import AutoConfig, AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
 
     from finetune import machine
     from finetune.artifacts import public_value
     from finetune.config import default_output_dir
-    from finetune.modeling import max_sequence_length, resolve_model_path
+    from finetune import truncation
+    from finetune.modeling import resolve_model_path
 
     model_path = resolve_model_path(model_args)
     output_dir = Path(run.output_dir or default_output_dir(model_args.model_name_or_path, data_args.dataset_name,
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(run.cpu_threads or len(os.sched_getaffinity(0)))
     set_seed(run.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    max_length = max_sequence_length(data_args.max_seq_length or 128, tokenizer)
+    max_length = truncation.max_length(tokenizer, AutoConfig.from_pretrained(model_path), data_args.max_seq_length or 128)
     dataset = Dataset.from_dict({"text": texts}).shuffle(seed=run.seed)
     held_out = max(1, int(len(dataset) * HELD_OUT_SHARE))
     splits = dataset.train_test_split(test_size=held_out, seed=run.seed)

@@ -48,6 +48,7 @@ from finetune import (
     tasks,
     text_fields,
 )
+from finetune import truncation as truncating
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -61,7 +62,7 @@ from finetune.data import (
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import make_compute_metrics, score_task
-from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, max_sequence_length
+from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import RunOutcome, write_run_files
 
@@ -305,14 +306,14 @@ class Prepared:
 
 def prepare(config: RunConfig) -> Prepared:
     """Model and data, in the order that fails fastest on bad input; raises UsageError."""
-    load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
+    model_config = load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
     tokenizer = load_tokenizer(config.model)
     # Saved with the model (with config.json's review_truncation, below): a tail model's tokenizer truncates on
     # the left, so that a plain `pipeline` reads the same end; set before tokenizing, so that its own (fast)
     # truncation cuts the training data too (finetune/truncation.py).
     side = "left" if config.data.truncation == "tail" else "right"
     tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
-    max_length = max_sequence_length(config.data.max_seq_length, tokenizer)
+    max_length = truncating.max_length(tokenizer, model_config, config.data.max_seq_length)
     separator = text_fields.separator_of(tokenizer)
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed, separator)
@@ -377,7 +378,8 @@ def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
     shared: list = [None]
     if args.process_index == 0:
         shared[0] = precision.decide(model, train, DataCollatorWithPadding(tokenizer), args.per_device_train_batch_size,
-                                     config.run.max_train_batch_tokens or None, torch.get_num_threads())
+                                     config.run.max_train_batch_tokens or None, torch.get_num_threads(),
+                                     limit=truncating.model_limit(tokenizer, model.config))
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(shared, src=0)
     precision.apply(args, shared[0].bf16)

@@ -14,6 +14,8 @@ tokenizes a review applies it through `encode`: training, evaluation, finetune.s
 with either engine.
 """
 
+from finetune.errors import UsageError
+
 STRATEGIES = ("head", "tail", "head_tail")
 CONFIG_KEY = "review_truncation"  # in the model's config.json
 HEAD_TOKENS = 128
@@ -21,6 +23,39 @@ HEAD_TOKENS = 128
 # model's saved tokenizer truncates on the left. Otherwise, and for head_tail, `encode` cuts the ids.
 TOKENIZER_SIDE = {"head": "right", "tail": "left"}
 READ_PARTS = {"head": "its beginning", "tail": "its end", "head_tail": "its beginning and its end"}  # for messages
+
+
+# What a model reads unless --max_seq_length says otherwise: BERT's 512 positions (a longer input costs
+# quadratically in attention, and most review encoders were pretrained at 512).
+DEFAULT_MAX_LENGTH = 512
+UNSET_TOKENIZER_LIMIT = 10**6  # a tokenizer saved without model_max_length reports int(1e30)
+# Architectures whose positions start after the padding id (fairseq's convention): RoBERTa's 514 positions
+# hold 512 tokens.
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart", "xmod", "roberta-prelayernorm")
+
+
+def model_limit(tokenizer, model_config) -> int:
+    """The most tokens one review may have for this model: its tokenizer's model_max_length and its position
+    embeddings, whichever is smaller. The one rule every path that builds a batch obeys (training, the precision
+    probe, scoring, the demo, the ONNX export): a batch longer than the positions fails inside the model."""
+    limits = [tokenizer.model_max_length] if tokenizer.model_max_length < UNSET_TOKENIZER_LIMIT else []
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions:
+        pad = getattr(model_config, "pad_token_id", None)
+        offset = pad + 1 if model_config.model_type in OFFSET_POSITIONS and pad is not None else 0
+        limits.append(positions - offset)
+    return min(limits) if limits else DEFAULT_MAX_LENGTH
+
+
+def max_length(tokenizer, model_config, requested: int | None = None) -> int:
+    """The length reviews are cut to: `requested` (--max_seq_length) if the model takes it, else
+    DEFAULT_MAX_LENGTH or the model's limit if that is smaller; raises UsageError past the limit."""
+    limit = model_limit(tokenizer, model_config)
+    if requested is None:
+        return min(limit, DEFAULT_MAX_LENGTH)
+    if requested > limit:
+        raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens.")
+    return requested
 
 
 def saved_strategy(model_config) -> str:

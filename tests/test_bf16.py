@@ -3,6 +3,7 @@ what the GPU supports (finetune/machine.py); an explicit flag always wins; and w
 
 import logging
 
+import numpy as np
 import pytest
 import torch
 from conftest import make_reviews, tiny_run_args
@@ -248,3 +249,48 @@ def test_a_bf16_run_trains_and_says_so_without_a_probe(tiny_bert, review_files, 
     assert any("mixed precision bf16 (--bf16/--fp16 given)" in line for line in finetune_log)
     # bf16 arithmetic still learns the task (weights stay fp32; tests/test_distributed.py: 6 epochs learn it).
     assert artifacts.read_json(out, artifacts.RESULTS_FILE)["scores"]["validation"]["accuracy"] >= 0.8
+
+
+# --- long reviews: the model's maximum length bounds every probe batch (issue 27) ----------------------
+
+
+def reviews_of_words(n: int, words: int, seed: int) -> list[dict]:
+    """make_reviews' reviews, each repeated up to exactly `words` words (one word piece each for the tiny BERT)."""
+    rows = []
+    for row in make_reviews(n, seed=seed):
+        base = row["text"].split()
+        rows.append({"text": " ".join((base * (words // len(base) + 1))[:words]), "label": row["label"]})
+    return rows
+
+
+def test_a_probe_batch_of_reviews_at_the_maximum_length_stays_within_the_model(tiny_classifier):
+    model, tokenizer, _ = tiny_classifier
+    limit = model.config.max_position_embeddings  # 64
+    train = Dataset.from_list([{"text": r["text"], "label": int(r["label"] == "positive")}
+                               for r in reviews_of_words(24, 200, seed=8)])
+    train = train.map(lambda batch: tokenizer(batch["text"], truncation=True, max_length=limit), batched=True,
+                      remove_columns=["text"])
+    sample, lengths = precision.length_sample(train)
+    assert int(np.median(lengths)) == limit  # every review fills the model
+    batch = precision.probe_batch(sample, lengths, DataCollatorWithPadding(tokenizer), 8, limit, limit=limit)
+    assert batch["input_ids"].shape[1] == limit - precision.MAX_REPEATS
+    assert batch["labels"].shape == (8,)  # the labels are not cut
+    # Every repeat's shape fits: the probe's longest batch is the limit itself, and the model runs on it.
+    fp32, bf16, repeats = precision.measure(model, batch, budget=10.0)
+    assert repeats == precision.MAX_REPEATS and fp32 > 0 and bf16 > 0
+
+
+@pytest.mark.parametrize("words", [62, 150])  # 62 words + [CLS] + [SEP]: exactly the tiny BERT's 64; 150: far past it
+def test_the_default_path_trains_on_reviews_at_and_past_the_maximum_length(tiny_bert, tmp_path, monkeypatch,
+                                                                         finetune_log, words):
+    from conftest import write_csv
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty probe cache: the probe really runs
+    files = {split: write_csv(tmp_path / f"{split}.csv", reviews_of_words(n, words, seed))
+             for split, n, seed in (("train", 48, 1), ("validation", 16, 2), ("test", 16, 3))}
+    out = tmp_path / "run"
+    assert main(probed_args(tiny_bert, files, out, "--num_train_epochs", "1")) == 0
+    summary = next(line for line in finetune_log if line.startswith("Device: CPU"))
+    assert f"reviews x {64 - precision.MAX_REPEATS} tokens" in summary
+    results = artifacts.read_json(out, artifacts.RESULTS_FILE)
+    assert set(results["scores"]) >= {"validation", "test"}

@@ -6,6 +6,7 @@ import pytest
 from conftest import FILLER, tiny_run_args
 
 from finetune import truncation
+from finetune.errors import UsageError
 from finetune.inference import ReviewClassifier
 
 
@@ -114,3 +115,32 @@ def test_the_strategies_are_the_ones_config_offers():
     from finetune.config import TRUNCATION_STRATEGIES
 
     assert truncation.STRATEGIES == TRUNCATION_STRATEGIES
+
+
+# --- the one maximum-length rule (issue 27) -------------------------------------------------------------
+
+
+class _Tokenizer:
+    def __init__(self, model_max_length):
+        self.model_max_length = model_max_length
+
+
+def test_model_limit_is_the_smaller_of_the_tokenizer_and_the_position_embeddings():
+    from transformers import BertConfig, RobertaConfig
+
+    bert = BertConfig(max_position_embeddings=64)
+    assert truncation.model_limit(_Tokenizer(512), bert) == 64  # positions bound a tokenizer that says more
+    assert truncation.model_limit(_Tokenizer(32), bert) == 32
+    assert truncation.model_limit(_Tokenizer(int(1e30)), bert) == 64  # a tokenizer saved without a limit
+    # RoBERTa's positions start after its padding id: 514 positions hold 512 tokens.
+    assert truncation.model_limit(_Tokenizer(int(1e30)), RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+
+
+def test_max_length_defaults_to_512_within_the_limit_and_refuses_more_than_the_model_takes():
+    from transformers import BertConfig
+
+    assert truncation.max_length(_Tokenizer(8192), BertConfig(max_position_embeddings=8192)) == 512
+    assert truncation.max_length(_Tokenizer(8192), BertConfig(max_position_embeddings=8192), 2048) == 2048
+    assert truncation.max_length(_Tokenizer(512), BertConfig(max_position_embeddings=64)) == 64
+    with pytest.raises(UsageError, match="--max_seq_length 128: this model takes at most 64 tokens"):
+        truncation.max_length(_Tokenizer(512), BertConfig(max_position_embeddings=64), 128)
