@@ -97,6 +97,10 @@ def classify(served: ServedModel, *fields: str) -> tuple[dict[str, float] | str,
     if task.problem_type == tasks.MULTI_LABEL:
         chosen = ", ".join(f"**{name}**" for name in prediction.labels) or "none"
         note = f"Labels at or above the model's threshold {task.threshold:.2f}: {chosen}. {note}"
+    if prediction.unsure:
+        note = (f"**Unsure**: the model leans to {prediction.label} at {prediction.scores[prediction.label]:.2f}, below "
+                f"its confidence threshold {task.min_confidence:.2f} (under it, validation answers fell short of the "
+                f"precision asked for in training). {note}")
     return prediction.scores, note
 
 
@@ -155,6 +159,7 @@ def classify_batch(served: ServedModel, file_path: str | None, column: str | Non
     else:
         said = {"label": [p.label for p in predictions],
                 "confidence": [round(p.scores[p.label], 4) for p in predictions],
+                **({"unsure": [p.unsure for p in predictions]} if task.min_confidence is not None else {}),
                 **{f"p({name})": [round(p.scores[name], 4) for p in predictions] for name in task.label_names}}
     table = pd.DataFrame({
         **batch.other_columns,

@@ -30,6 +30,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import quality_data  # noqa: E402
+import yaml  # noqa: E402
 
 DATA_DIR = HERE / ".data" / "quality"
 RUNS_DIR = HERE / ".data" / "quality-runs"
@@ -48,6 +49,7 @@ RECIPES = {
     "previous_balanced": [*PREVIOUS, "--class_weights", "balanced"],
     "previous_tail": [*PREVIOUS, "--truncation", "tail"],
     "previous_head_tail": [*PREVIOUS, "--truncation", "head_tail"],
+    "default": [],  # the project's own defaults, whatever they are when run (with --as_user: the user's path)
 }
 # Reviews per split, so that a comparison of three recipes x 4 datasets x 3 seeds fits in about an hour on
 # 2 cores (one cell: 35 s to 3.5 min); --train_samples etc. override. imdb_long's reviews are 5 to 10 times
@@ -97,7 +99,7 @@ def pretrained_model(dataset: str, budget: str, files: dict[str, Path], max_seq_
 
 
 def run_cell(dataset: str, recipe: str, seed: int, sizes: dict[str, int], max_seq_length: int,
-             threads: int | None = None) -> dict:
+             threads: int | None = None, as_user: bool = False) -> dict:
     files = subset_files(dataset, sizes)
     output_dir = RUNS_DIR / f"{dataset}-{recipe}-{seed}"
     flags, pretrain_seconds = RECIPES.get(recipe), 0.0
@@ -109,8 +111,9 @@ def run_cell(dataset: str, recipe: str, seed: int, sizes: dict[str, int], max_se
         sys.executable, str(ROOT / "finetune" / "train.py"),
         "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
         "--test_file", str(files["test"]), "--output_dir", str(output_dir), "--overwrite_output_dir", "true",
-        "--seed", str(seed), "--max_seq_length", str(max_seq_length), "--export_onnx", "false",
-        "--bf16", "false",  # one precision for every cell: the comparison is of recipes
+        "--seed", str(seed), "--export_onnx", "false",
+        # one precision and length for every cell: the comparison is of recipes (--as_user: the defaults, probe included)
+        *([] if as_user else ["--max_seq_length", str(max_seq_length), "--bf16", "false"]),
         "--save_total_limit", "1", "--logging_steps", "100000", "--disable_tqdm", "true",
         *flags, *(["--cpu_threads", str(threads)] if threads else []),
     ]
@@ -122,13 +125,16 @@ def run_cell(dataset: str, recipe: str, seed: int, sizes: dict[str, int], max_se
         raise RuntimeError(f"{dataset}/{recipe}/{seed} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     results = json.loads((output_dir / "results.json").read_text())
     history = json.loads((output_dir / "epoch_history.json").read_text())
+    run_config = yaml.safe_load((output_dir / "run_config.yaml").read_text())  # what the run chose (--as_user)
     shutil.rmtree(output_dir, ignore_errors=True)
     scores = results["scores"]
     labels = results["label_names"]
     return {
         "dataset": dataset, "recipe": recipe, "seed": seed, "seconds": round(seconds, 1),
         "train": sizes["train"], "validation_reviews": sizes["validation"], "test_reviews": sizes["test"],
-        "max_seq_length": max_seq_length, "flags": flags, "pretrain_seconds": pretrain_seconds,
+        "max_seq_length": results["max_seq_length"], "flags": flags,
+        "as_user": as_user, "mixed_precision": run_config["training"]["mixed_precision"],
+        "per_epoch_seconds": results["seconds"], "pretrain_seconds": pretrain_seconds,
         **{f"{split}_{metric}": round(scores[split][metric], 4)
            for split in ("validation", "test") for metric in ("accuracy", "f1")},
         "test_recall": {label: round(scores["test"].get(f"recall_{label}", float("nan")), 4) for label in labels},
@@ -214,6 +220,8 @@ def main() -> int:
     parser.add_argument("--test_samples", type=int, default=SIZES["test"])
     parser.add_argument("--max_seq_length", type=int, default=256)
     parser.add_argument("--cpu_threads", type=int, help="threads per run (two suites side by side: 1 each)")
+    parser.add_argument("--as_user", action="store_true", help="no --max_seq_length, no --bf16: the path a user's "
+                        "run takes (the precision probe included)")
     parser.add_argument("--results", type=Path, default=HERE / "results" / "quality.jsonl")
     parser.add_argument("--summary", type=Path, help="print the tables of this results file and stop")
     args = parser.parse_args()
@@ -230,7 +238,7 @@ def main() -> int:
             for recipe in args.recipes:
                 if (dataset, recipe, seed, sizes["train"], args.max_seq_length) in done:
                     continue
-                row = run_cell(dataset, recipe, seed, sizes, args.max_seq_length, args.cpu_threads)
+                row = run_cell(dataset, recipe, seed, sizes, args.max_seq_length, args.cpu_threads, args.as_user)
                 with open(args.results, "a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(f"{dataset:18} {recipe:20} seed {seed}: validation f1 {row['validation_f1']:.4f}, "

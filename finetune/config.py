@@ -361,6 +361,20 @@ class RunArguments:
             "per-class recall). The weights are in the log and on the card."
         },
     )
+    min_precision: float = field(
+        default=0.9,
+        metadata={
+            "help": "The precision the model's confident answers must reach (single label): after training, the lowest "
+            "calibrated confidence at which validation reviews are right this often becomes the model's abstention "
+            "threshold; below it the demo and finetune.score answer 'unsure'. The card states the precision and the "
+            "share of reviews answered (coverage), on validation and test. 0 turns the 'unsure' answer off."
+        },
+    )
+    audit_only: bool = field(
+        default=False,
+        metadata={"help": "Audit the data (duplicates, test reviews also in train, conflicting and variant labels), "
+                  "print the audit and exit without loading the model or training."},
+    )
     hp_search_trials: int = field(
         default=0,
         metadata={
@@ -404,6 +418,8 @@ class RunArguments:
             raise UsageError(f"--layerwise_lr_decay {self.layerwise_lr_decay}: must be in (0, 1], e.g. 0.95 "
                              "(or leave it out for one learning rate).")
         check_choice("class_weights", self.class_weights, CLASS_WEIGHTS)
+        if not 0.0 <= self.min_precision < 1.0:
+            raise UsageError(f"--min_precision {self.min_precision}: must be in [0, 1), e.g. 0.9 (0: never 'unsure').")
         if self.hp_search_trials < 0:
             raise UsageError(f"--hp_search_trials {self.hp_search_trials}: must be 0 (no search) or more.")
         if self.hp_search_train_samples is not None and self.hp_search_train_samples < 1:

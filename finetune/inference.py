@@ -34,6 +34,7 @@ class Prediction:
     truncated: bool
     value: float | None = None  # a rating: the predicted value
     labels: list[str] | None = None  # several labels: those at or above the model's threshold
+    unsure: bool = False  # classes: the calibrated confidence is below the model's abstention threshold
 
 
 class ReviewClassifier:
@@ -92,7 +93,8 @@ class ReviewClassifier:
     def _prediction(self, row: list[float], tokens: int, truncated: bool) -> Prediction:
         task = self.task
         scores = dict(zip(self.label_names, row))
-        prediction = Prediction(scores=scores, label=task.predicted_text(row), tokens=tokens, truncated=truncated)
+        prediction = Prediction(scores=scores, label=task.predicted_text(row), tokens=tokens, truncated=truncated,
+                                unsure=task.unsure(row))
         if task.problem_type == tasks.REGRESSION:
             prediction.value = row[0]
         elif task.problem_type == tasks.MULTI_LABEL:

@@ -10,7 +10,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from finetune import tasks
+from finetune import tasks, trust
 from finetune.truncation import head_size
 
 TASK = "text-classification"
@@ -45,6 +45,8 @@ class CardFacts:
     task: Any = None  # what a label is (finetune/tasks.Task); None: single label over label_names
     text_fields: list[str] = field(default_factory=lambda: ["text"])  # the text columns, joined in this order
     text_pairing: str = "join"  # two fields: joined, or the second as BERT's second segment (finetune/text_fields.py)
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # split -> metric -> 95% bootstrap CI
+    calibration: dict[str, Any] | None = None  # finetune/trust.py's report: temperature, ECE, abstention
 
     def __post_init__(self):
         if self.task is None:
@@ -170,8 +172,9 @@ def _results_text(facts: CardFacts) -> str:
                 "review-label decision; precision, recall and F1 are macro averages over the labels; accuracy is "
                 "subset accuracy (every label of a review right). Every review's prediction (text, true labels, "
                 f"labels predicted, each label's probability) is in {files}.")
-    return (chosen + "Precision, recall and F1 are macro averages over the classes. Every review's prediction (text, "
-            f"true label, predicted label, class probabilities) is in {files}.")
+    return (chosen + "Precision, recall and F1 are macro averages over the classes; in brackets, 95% bootstrap "
+            "intervals. Every review's prediction (text, true label, predicted label, calibrated class probabilities) is "
+            f"in {files}.")
 
 
 def _body(facts: CardFacts) -> str:
@@ -186,6 +189,7 @@ def _body(facts: CardFacts) -> str:
         _onnx_section(repo, facts.onnx_copy, facts.task, facts.text_fields) if facts.onnx_copy is not None else "",
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history, facts.task),
         "## Final results\n\n" + _results_text(facts) + "\n\n" + _results_table(facts),
+        _calibration_section(facts),
         "" if facts.task.problem_type == tasks.REGRESSION else
         ("### Per label\n\n" if facts.task.problem_type == tasks.MULTI_LABEL else "### Per class\n\n")
         + _per_class_table(facts),
@@ -272,9 +276,14 @@ def _duration(seconds: float) -> str:
 def _headline(facts: CardFacts) -> str:
     lines = []
     for split, scores in facts.scores.items():
-        parts = ", ".join(f"{m} {scores[m]:.4f}" for m in facts.task.headline if m in scores)
-        lines.append(f"- **{split}**: {parts}")
-    return "It achieves:\n\n" + "\n".join(lines) if lines else ""
+        bounds = facts.intervals.get(split, {})
+        parts = ", ".join(f"{m} {scores[m]:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
+                          for m in facts.task.headline if m in scores)
+        lines.append(f"- **{split}** ({facts.split_sizes.get(split, 0):,} reviews): {parts}")
+    if not lines:
+        return ""
+    return ("It achieves:\n\n" + "\n".join(lines) + "\n\nThe intervals are 95% bootstrap intervals (1,000 resamples of "
+            "the split's reviews): how much the figure could move on another sample of the same size.")
 
 
 def _history_table(history: list[dict[str, Any]], task) -> str:
@@ -292,8 +301,45 @@ def _history_table(history: list[dict[str, Any]], task) -> str:
 def _results_table(facts: CardFacts) -> str:
     metrics = facts.task.headline
     header = "| split | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics)
-    rows = [f"| {s} | " + " | ".join(_fmt(sc.get(m)) for m in metrics) + " |" for s, sc in facts.scores.items()]
+    rows = [f"| {s} | " + " | ".join(_fmt_with_interval(sc.get(m), facts.intervals.get(s, {}).get(m)) for m in metrics)
+            + " |" for s, sc in facts.scores.items()]
     return "\n".join([header, *rows])
+
+
+def _fmt_with_interval(value: Any, interval: list[float] | None) -> str:
+    return _fmt(value) + (f" ({interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
+
+
+def _calibration_section(facts: CardFacts) -> str:
+    """Temperature, ECE before and after, and the "unsure" answer's precision and coverage."""
+    report = facts.calibration
+    if not report:
+        return ""
+    temperature = report["temperature"]
+    per_label = isinstance(temperature, list)
+    shown = ", ".join(f"{t:.2f}" for t in temperature) if per_label else f"{temperature:.2f}"
+    rows = [f"| {split} | {report['ece_before'][split]:.3f} | {report['ece_after'][split]:.3f} |"
+            for split in report["ece_after"]]
+    text = (f"## Calibration and confidence\n\nFine-tuned classifiers are usually over-confident. Temperature scaling "
+            f"(Guo et al. 2017) was fitted on validation after training: the logits are divided by "
+            f"**{shown}**{' (one per label)' if per_label else ''} before the {'sigmoid' if per_label else 'softmax'} "
+            "(`review_temperature` in config.json; this project's demo, `finetune.score` and ONNX snippet apply it, "
+            "a plain `pipeline` does not). It changes no prediction, only how sure the model says it is. Expected "
+            "calibration error (15 bins; lower is better):\n\n| split | ECE before | ECE after |\n|---|---|---|\n"
+            + "\n".join(rows))
+    if report.get("notes"):
+        text += "\n\n" + " ".join(f"Note: {note}." for note in report["notes"])
+    abstention = report.get("abstention")
+    if abstention and abstention.get("threshold") is not None:
+        per_split = "; ".join(f"{split}: precision {r['precision']:.3f} on {r['coverage']:.0%} of the reviews"
+                              for split, r in abstention.items() if isinstance(r, dict) and r.get("precision") is not None)
+        text += (f"\n\n**Unsure answers.** Below a calibrated confidence of **{abstention['threshold']:.3f}** "
+                 f"(`review_min_confidence`), the lowest at which validation answers reached precision "
+                 f"{abstention['min_precision']:.2f}, this project's demo and `finetune.score` answer \"unsure\". "
+                 f"Answered reviews, {per_split} (validation chose the threshold; test did not).")
+    elif abstention and abstention.get("note"):
+        text += f"\n\n**Unsure answers**: {abstention['note']}."
+    return text
 
 
 def _per_class_table(facts: CardFacts) -> str:
@@ -477,10 +523,14 @@ def _onnx_outputs(task, text_fields: list[str] | None) -> tuple[str, str]:
     if problem == tasks.REGRESSION:
         return review, "print(logits[:, 0])  # the predicted rating: one output, the value itself"
     if problem == tasks.MULTI_LABEL:
-        return review, (f"probabilities = 1 / (1 + np.exp(-logits))  # a sigmoid per label\n"
+        return review, (f"logits = logits / np.asarray(getattr(config, 'review_temperature', 1.0))  # calibrated\n"
+                        f"probabilities = 1 / (1 + np.exp(-logits))  # a sigmoid per label\n"
                         f"print([[config.id2label[j] for j, p in enumerate(row) if p >= {task.threshold:.2f}]  "
                         "# the threshold chosen on validation\n       for row in probabilities])")
-    return review, "print([config.id2label[int(i)] for i in logits.argmax(-1)])"
+    return review, ("logits = logits / getattr(config, 'review_temperature', 1.0)  # calibrated on validation\n"
+                    "probabilities = np.exp(logits - logits.max(-1, keepdims=True))\n"
+                    "probabilities /= probabilities.sum(-1, keepdims=True)\n"
+                    "print([config.id2label[int(i)] for i in probabilities.argmax(-1)], probabilities.max(-1))")
 
 
 def _onnx_section(repo: str, copy: Any, task=None, text_fields: list[str] | None = None) -> str:

@@ -105,6 +105,8 @@ class RunOutcome:
     class_weights: dict[str, float] | None = None  # --class_weights balanced: class name -> weight
     onnx_copy: OnnxCopy | None = None  # the checked ONNX copy, if the run wrote one
     cost: RunCost | None = None  # wall time, hardware, energy and CO2-equivalent (finetune/energy.py)
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # split -> metric -> 95% bootstrap CI
+    calibration: dict[str, Any] | None = None  # finetune/trust.py: temperature, ECE before/after, abstention
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
@@ -121,6 +123,10 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         artifacts.RESULTS_FILE,
         {
             "scores": scores,
+            # 95% bootstrap intervals of each split's headline figures (1,000 resamples, seeded)
+            "intervals": outcome.intervals,
+            # temperature scaling fitted on validation, ECE before/after, the "unsure" threshold (finetune/trust.py)
+            "calibration": outcome.calibration,
             "label_names": data.label_names,
             # what a label is (finetune/tasks.py), and what the model saved with it: a rating's values seen in
             # train, a multi-label model's decision threshold (chosen on validation)
@@ -128,6 +134,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             **({"rating_values": data.task.rating_values} if data.task.problem_type == tasks.REGRESSION else {}),
             **({"threshold": data.task.threshold} if data.task.problem_type == tasks.MULTI_LABEL else {}),
             "text_fields": config.data.text_columns(),
+            "max_seq_length": outcome.max_seq_length,  # the length reviews were cut to (--max_seq_length or the default)
             # what each label means, where the data says so (the embedded reviews): the demo explains them
             "label_descriptions": embedded.LABEL_DESCRIPTIONS if config.data.uses_embedded_data else {},
             "confusion_matrices": confusion_matrices,
@@ -185,6 +192,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         text_fields=config.data.text_columns(),
         text_pairing=config.data.text_pairing,
         cost=outcome.cost,
+        intervals=outcome.intervals,
+        calibration=outcome.calibration,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts
@@ -195,8 +204,9 @@ def write_predictions(output_dir: Path, split: str, texts, outputs: list[list[fl
     """predictions_<split>.csv: each review, its true label when known (column `label`), and what the model
     says of it, by the task (finetune/tasks.py; a list of class names means single label):
 
-    - classes: the predicted label and the probability of every class (the predicted label's is the model's
-      confidence);
+    - classes: the predicted label, whether the model is unsure of it (its calibrated confidence is below the
+      abstention threshold saved with it; the column is there when it has one) and the probability of every class
+      (the predicted label's is the model's confidence);
     - a rating: the predicted value and the predicted label (the value rounded to the nearest rating seen in
       train);
     - several labels: the labels predicted (at or above the threshold, joined by ';') and each label's probability.
@@ -216,10 +226,13 @@ def write_predictions(output_dir: Path, split: str, texts, outputs: list[list[fl
             writer.writerow([text, *truth, f"{row[0]:.6f}", rounded[i]])
     else:
         column = "predicted_labels" if task.problem_type == tasks.MULTI_LABEL else "predicted_label"
-        writer.writerow(["text", *known, column, *(f"p({name})" for name in task.label_names)])
+        abstains = task.min_confidence is not None and task.problem_type == tasks.SINGLE_LABEL
+        writer.writerow(["text", *known, column, *(["unsure"] if abstains else []),
+                         *(f"p({name})" for name in task.label_names)])
         for i, (text, row) in enumerate(zip(texts, outputs)):
             truth = [] if labels is None else [labels[i]]
-            writer.writerow([text, *truth, task.predicted_text(row), *(f"{p:.6f}" for p in row)])
+            unsure = [str(task.unsure(row)).lower()] if abstains else []
+            writer.writerow([text, *truth, task.predicted_text(row), *unsure, *(f"{p:.6f}" for p in row)])
     return artifacts.write_text(Path(output_dir) / artifacts.predictions_file(split), buffer.getvalue())
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, embedded, hub, tasks
+from finetune import artifacts, embedded, hub, tasks, trust
 from finetune.artifacts import is_local_path, public_value
 from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
@@ -392,6 +392,14 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
 
         result["scores"], result["confusion_matrix"] = score_task(task, probabilities, reviews.label_ids,
                                                                   confusion_matrix=True)
+        result["intervals"] = trust.split_intervals(task, probabilities, reviews.label_ids)
+    if task.problem_type == tasks.SINGLE_LABEL and task.min_confidence is not None:
+        answered = probabilities.max(axis=-1) >= task.min_confidence
+        result["abstention"] = {"threshold": task.min_confidence, "unsure": int((~answered).sum()),
+                                "coverage": float(answered.mean()) if len(answered) else None}
+        if reviews.label_ids is not None and answered.any():
+            right = probabilities.argmax(axis=-1) == np.asarray(reviews.label_ids)
+            result["abstention"]["precision"] = float(right[answered].mean())
     return result
 
 
@@ -411,7 +419,9 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task
           f"{result['reviews_per_second']:.1f} reviews/s")
     scores = result["scores"]
     if scores:
-        print("  " + "  ".join(f"{m} {scores[m]:.4f}" for m in task.headline))
+        bounds = result.get("intervals") or {}
+        print("  " + "  ".join(f"{m} {scores[m]:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
+                               for m in task.headline))
         if task.problem_type == tasks.MULTI_LABEL:
             print(f"  at the model's decision threshold {task.threshold:.2f}")
         if task.problem_type != tasks.REGRESSION:
@@ -421,6 +431,11 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task
                 print(f"  {name:<{width}}  precision {scores[f'precision_{name}']:.4f}  recall "
                       f"{scores[f'recall_{name}']:.4f}  f1 {scores[f'f1_{name}']:.4f}"
                       + (f"  predicted as {dict(zip(label_names, row))}" if row is not None else ""))
+    abstention = result.get("abstention")
+    if abstention:
+        line = (f"  unsure (confidence below {abstention['threshold']:.3f}): {abstention['unsure']:,} reviews; "
+                f"answered {abstention['coverage']:.0%}")
+        print(line + (f" at precision {abstention['precision']:.3f}" if "precision" in abstention else ""))
     if scores and task.problem_type == tasks.SINGLE_LABEL:
         predicted = probabilities.argmax(axis=-1)
         mistakes = most_confident_mistakes(

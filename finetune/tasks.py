@@ -82,6 +82,12 @@ class Task:
     label_names: list[str]  # the classes or labels, in output order; a rating: its column's name, one output
     rating_values: list[float] | None = None  # a rating: the distinct values of train's labels, sorted
     threshold: float = DEFAULT_THRESHOLD  # multi-label: a label is predicted at or above this probability
+    # Calibration (finetune/calibration.py), fitted on validation after training: the logits are divided by it
+    # before softmax (one number) or sigmoid (one per label), so that 0.9 means right about 9 times in 10.
+    temperature: float | list[float] = 1.0
+    # Single label: below this calibrated confidence the answer is "unsure" (the lowest confidence at which
+    # validation precision reached --min_precision); None: every review is answered.
+    min_confidence: float | None = None
 
     @property
     def num_labels(self) -> int:
@@ -113,6 +119,7 @@ class Task:
         logits = np.asarray(logits[0] if isinstance(logits, tuple) else logits, dtype=np.float64)
         if self.problem_type == REGRESSION:
             return logits.reshape(len(logits), 1)
+        logits = logits / np.asarray(self.temperature, dtype=np.float64)  # per label: broadcast over the last axis
         if self.problem_type == MULTI_LABEL:
             return 1.0 / (1.0 + np.exp(-logits))
         exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -126,6 +133,11 @@ class Task:
         if self.problem_type == MULTI_LABEL:
             return (outputs >= self.threshold).astype(np.int64)
         return outputs.argmax(axis=-1)
+
+    def unsure(self, output_row) -> bool:
+        """Single label: the calibrated confidence is below the abstention threshold, so the answer is "unsure"."""
+        return (self.problem_type == SINGLE_LABEL and self.min_confidence is not None
+                and float(np.max(output_row)) < self.min_confidence)
 
     def rounded(self, values) -> list[str]:
         """Ratings rounded to the nearest value seen in train, as names ("4"); empty without such values."""
@@ -199,6 +211,10 @@ class Task:
             model_config.review_rating_values = self.rating_values
         if self.problem_type == MULTI_LABEL:
             model_config.review_threshold = self.threshold
+        if self.problem_type != REGRESSION:
+            model_config.review_temperature = self.temperature
+        if self.problem_type == SINGLE_LABEL:
+            model_config.review_min_confidence = self.min_confidence
 
     @classmethod
     def of_model(cls, model_config) -> "Task":
@@ -210,5 +226,8 @@ class Task:
         if problem == SINGLE_LABEL and model_config.num_labels == 1:
             problem = REGRESSION  # what transformers itself infers from one output
         values = getattr(model_config, "review_rating_values", None)
+        temperature = getattr(model_config, "review_temperature", None) or 1.0
         return cls(problem, names, [float(v) for v in values] if values else None,
-                   float(getattr(model_config, "review_threshold", None) or DEFAULT_THRESHOLD))
+                   float(getattr(model_config, "review_threshold", None) or DEFAULT_THRESHOLD),
+                   [float(t) for t in temperature] if isinstance(temperature, list) else float(temperature),
+                   getattr(model_config, "review_min_confidence", None))

@@ -47,6 +47,7 @@ from finetune import (
     search,
     tasks,
     text_fields,
+    trust,
 )
 from finetune import truncation as truncating
 from finetune.batching import ReviewTrainer
@@ -125,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         banner("Evaluating the restored best model")
-        scores, matrices, scored = final_evaluation(trainer, tokenized, data.task, prepared.orders)
-        if data.task.problem_type == tasks.MULTI_LABEL and trainer.is_world_process_zero():
-            data.task.save(trainer.model.config)  # the threshold just chosen on validation
+        evaluated = final_evaluation(trainer, tokenized, data.task, prepared.orders, config.run.min_precision)
+        scores, matrices, scored = evaluated.scores, evaluated.matrices, evaluated.outputs
+        if data.task.problem_type != tasks.REGRESSION and trainer.is_world_process_zero():
+            data.task.save(trainer.model.config)  # the temperature and thresholds just fitted on validation
             trainer.model.config.save_pretrained(output_dir)
         probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
         memory.release()
@@ -140,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                              repo_id=push_target.repo_id if push_target else None,
                              batches_in_pieces=trainer.batches_in_pieces,
                              class_weights=dict(zip(data.label_names, prepared.class_weights))
-                             if prepared.class_weights else None)
+                             if prepared.class_weights else None,
+                             intervals=evaluated.intervals, calibration=evaluated.calibration)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
                                             update_card=False)
@@ -169,11 +172,11 @@ def main(argv: list[str] | None = None) -> int:
             url = hub.push_folder(output_dir, push_target.repo_id, push_target.token, push_target.private,
                                   commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores, data.task))
         except hub.PushError as err:
-            print_summary(output_dir, data, scores, clock)  # the run itself succeeded: show what it made
+            print_summary(output_dir, data, evaluated, clock)  # the run itself succeeded: show what it made
             print(f"error: {err}", file=sys.stderr)
             return EXIT_PUSH_FAILED
         print(f"Pushed: {url}")
-    print_summary(output_dir, data, scores, clock)
+    print_summary(output_dir, data, evaluated, clock)
     return 0
 
 
@@ -514,13 +517,18 @@ def checkpoint_pusher(config: RunConfig, push_target: PushTarget | None) -> hub_
                                             push_target.private, args.hub_always_push)
 
 
-def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict[str, np.ndarray]):
+def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict[str, np.ndarray],
+                     min_precision: float = 0.0) -> "Evaluated":
     """Scores, confusion matrices and per-review outputs (class or label probabilities, or the rating; in the
     data's own order) of the restored best model on validation and, if present, test. A multi-label model's
     decision threshold is chosen here, on validation, before either split is scored (finetune/tasks.py)."""
-    scores, matrices, outputs = {}, {}, {}
+    scores, matrices, outputs, bounds = {}, {}, {}, {}
     predicted = {split: trainer.predict(tokenized[split], metric_key_prefix="eval")
                  for split in ("validation", "test") if split in tokenized}
+    # Calibrated first (the temperature, then for classes the "unsure" threshold), so that every output written
+    # and every threshold chosen below is on the probabilities the served model gives (finetune/trust.py).
+    calibration = trust.calibrate(task, {s: _logits(o) for s, o in predicted.items()},
+                                  {s: o.label_ids for s, o in predicted.items()}, min_precision)
     if task.problem_type == tasks.MULTI_LABEL:
         task.threshold = task.choose_threshold(task.outputs(predicted["validation"].predictions),
                                                predicted["validation"].label_ids)
@@ -531,8 +539,25 @@ def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict
         scores[split] = {"loss": output.metrics["eval_loss"], **split_scores}
         if matrix is not None:
             matrices[split] = matrix
+        bounds[split] = trust.split_intervals(task, values, output.label_ids)
         outputs[split] = _in_data_order(values, orders[split])
-    return scores, matrices, outputs
+    return Evaluated(scores, matrices, outputs, bounds, calibration)
+
+
+def _logits(output) -> np.ndarray:
+    return np.asarray(output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions)
+
+
+@dataclass
+class Evaluated:
+    """The final evaluation: per split its scores, confusion matrix, per-review outputs (data order) and 95%
+    intervals; the calibration report (None for a rating)."""
+
+    scores: dict
+    matrices: dict
+    outputs: dict
+    intervals: dict
+    calibration: dict | None
 
 
 def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray], task: tasks.Task):
@@ -618,14 +643,20 @@ def _score_line(scores: dict[str, dict[str, float]], task: tasks.Task) -> str:
     return f"{split} " + ", ".join(f"{m} {scores[split][m]:.4f}" for m in task.headline[:2])
 
 
-def print_summary(output_dir: Path, data: ReviewData, scores: dict[str, dict[str, float]], clock: PhaseClock) -> None:
+def print_summary(output_dir: Path, data: ReviewData, evaluated: "Evaluated", clock: PhaseClock) -> None:
     total = clock.total
     print(f"\nModel folder: {output_dir.resolve()}")
     print(f"  took {total // 60:.0f} min {total % 60:.0f} s, of which evaluation {clock.evaluation:.0f} s "
           f"({clock.evaluation / total:.0%})")
-    for split, values in scores.items():
-        print(f"  {split:<10} " + "  ".join(f"{m} {values[m]:.4f}" for m in data.task.headline)
+    for split, values in evaluated.scores.items():
+        bounds = evaluated.intervals.get(split, {})
+        print(f"  {split:<10} " + "  ".join(f"{m} {values[m]:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds
+                                                                     else "") for m in data.task.headline)
               + f"  ({len(data.splits[split]):,} reviews)")
+    abstention = (evaluated.calibration or {}).get("abstention") or {}
+    if abstention.get("threshold") is not None and "test" in abstention:
+        print(f"  unsure below confidence {abstention['threshold']:.3f}: test precision {abstention['test']['precision']:.3f} "
+              f"on the {abstention['test']['coverage']:.0%} answered (--min_precision {abstention['min_precision']:.2f})")
     if data.task.problem_type == tasks.MULTI_LABEL:
         print(f"  decision threshold {data.task.threshold:.2f} (chosen on validation; saved in config.json)")
     for split, unlabelled in data.unlabelled.items():

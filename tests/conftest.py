@@ -246,3 +246,12 @@ def learnt_run(tiny_bert, review_files, tmp_path_factory) -> Path:
     assert main(tiny_run_args(tiny_bert, review_files, output_dir, "--num_train_epochs", "10",
                               "--metric_for_best_model", "loss")) == 0
     return output_dir
+
+
+def prediction_columns(model_dir: Path, *before: str, labels=("negative", "positive")) -> list[str]:
+    """The columns a single-label model's predictions file has: `before` (text, label, predicted_label), then
+    `unsure` if the model has an abstention threshold (config.json's review_min_confidence), then p(<class>)."""
+    import json
+
+    abstains = json.loads((Path(model_dir) / "config.json").read_text()).get("review_min_confidence") is not None
+    return [*before, *(["unsure"] if abstains else []), *(f"p({name})" for name in labels)]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, TOKEN, make_reviews, write_csv
+from conftest import REPO_ROOT, TOKEN, make_reviews, prediction_columns, write_csv
 from huggingface_hub import ModelCard
 
 from finetune import artifacts, hub
@@ -30,8 +30,15 @@ def _renamed_reviews(path: Path, n: int = 12) -> Path:
 
 def test_training_run_keeps_per_review_predictions_of_its_scored_splits(trained_run):
     rows = _rows(trained_run / "predictions_test.csv")
-    assert list(rows[0]) == ["text", "label", "predicted_label", "p(negative)", "p(positive)"]
     results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    # "unsure" is there when the model has an abstention threshold (validation reached --min_precision somewhere)
+    abstains = results["calibration"]["abstention"]["threshold"] is not None
+    assert list(rows[0]) == ["text", "label", "predicted_label", *(["unsure"] if abstains else []), "p(negative)",
+                             "p(positive)"]
+    if abstains:
+        threshold = results["calibration"]["abstention"]["threshold"]
+        assert all((r["unsure"] == "true") == (max(float(r["p(negative)"]), float(r["p(positive)"])) < threshold)
+                   for r in rows)
     assert results["predictions"] == {"validation": "predictions_validation.csv", "test": "predictions_test.csv"}
     # the file is the confusion matrix, review by review
     names = results["label_names"]
@@ -83,7 +90,7 @@ def test_score_without_labels_writes_predictions_only(trained_run, tmp_path, cap
     out = tmp_path / "out"
     assert main([str(trained_run), "--test_file", str(data), "--split", "new", "--output_dir", str(out)]) == 0
     rows = _rows(out / "predictions_new.csv")
-    assert list(rows[0]) == ["text", "predicted_label", "p(negative)", "p(positive)"]
+    assert list(rows[0]) == prediction_columns(trained_run, "text", "predicted_label")
     assert [r["text"] for r in rows] == ["great superb film", "awful dull plot"]
     result = artifacts.read_json(out, EVALUATION_FILE)
     assert result["scores"] is None and result["dropped_rows"] == 1

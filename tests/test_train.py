@@ -13,6 +13,7 @@ from conftest import (
     REPO_ROOT,
     assert_predictions_belong_to_their_reviews,
     make_reviews,
+    prediction_columns,
     read_predictions,
     tiny_run_args,
     write_csv,
@@ -259,7 +260,7 @@ def test_main_predicts_a_test_split_whose_labels_are_all_hidden(tiny_bert, tmp_p
     with open(output_dir / "predictions_test.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 20
-    assert list(rows[0]) == ["text", "predicted_label", "p(negative)", "p(positive)"]
+    assert list(rows[0]) == prediction_columns(output_dir, "text", "predicted_label")
     for row in rows:
         assert row["predicted_label"] in ("negative", "positive")
         assert float(row["p(negative)"]) + float(row["p(positive)"]) == pytest.approx(1.0, abs=1e-5)
