@@ -90,9 +90,11 @@ def measure_audit(size: int) -> dict:
     texts, labels, planted = yelp_texts(size)
     built = time.perf_counter() - started
     before = reset_peak_memory()
+    cpu = time.process_time()
     report = audit.audit(texts, labels)
     return {
         "train": size, "test": len(texts["test"]), "seconds": report.seconds,
+        "cpu_s": round(time.process_time() - cpu, 2), "load": load_average(),
         "extra_gb": round(resident_gb("VmHWM") - before, 3), "texts_gb": round(before, 3),
         "data_s": round(built, 1), "planted": planted,
         "found": {"duplicates_in_train": report.duplicates_in_train, "leaked": len(report.leaked["test"]),
@@ -100,6 +102,18 @@ def measure_audit(size: int) -> dict:
                   "conflicts": report.conflicts},
         "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 3),
     }
+
+
+def audit_folder(folder: Path) -> str:
+    """The audit of a bench/scale.py Parquet folder's splits, as one line: bench/scale.py prints it."""
+    import pyarrow.parquet as pq
+
+    texts, labels = {}, {}
+    for path in sorted(folder.glob("*.parquet")):
+        split = path.name.split("-")[0]
+        table = pq.read_table(path, columns=["text", "label"])
+        texts[split], labels[split] = table.column("text").to_pylist(), table.column("label").to_pylist()
+    return "; ".join(audit.audit(texts, labels).summary_lines())
 
 
 def shingle_sets(texts: list[str]) -> list[set[bytes]]:
@@ -144,19 +158,26 @@ def measure_comparison(size: int) -> dict:
     results = {"train": size, "test": len(texts["test"]), "planted": planted}
     for name, hashfunc in (("datasketch_sha1", None), ("datasketch_xxh32", xxhash.xxh32_intdigest)):
         before = reset_peak_memory()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         results[name] = datasketch_near(texts["train"], texts["test"], hashfunc)
         results[name]["seconds"] = round(time.perf_counter() - started, 2)
+        results[name]["cpu_s"] = round(time.process_time() - cpu, 2)
         results[name]["extra_gb"] = round(resident_gb("VmHWM") - before, 3)
     before = reset_peak_memory()
     without = audit.audit(texts, labels, near_duplicates=False)
+    cpu = time.process_time()
     with_near = audit.audit(texts, labels)
     results["vectorised"] = {
-        "seconds": with_near.seconds, "without_near_duplicates_s": without.seconds,
+        "seconds": with_near.seconds, "cpu_s": round(time.process_time() - cpu, 2),
+        "without_near_duplicates_s": without.seconds,
         "near_or_exact": with_near.near_duplicates["test"] + len(with_near.leaked["test"]),
         "extra_gb": round(resident_gb("VmHWM") - before, 3),
     }
     return results
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def in_fresh_process(kind: str, size: int) -> dict:
@@ -176,18 +197,18 @@ def report_lines(comparison: dict | None, runs: list[dict]) -> list[str]:
         rows = []
         for name in ("datasketch_sha1", "datasketch_xxh32", "vectorised"):
             result = comparison[name]
-            rows.append([name, result["seconds"], f"{result['seconds'] * scale:.0f}", result["extra_gb"],
+            rows.append([name, result["seconds"], result["cpu_s"], f"{result['seconds'] * scale:.0f}", result["extra_gb"],
                          result["near_or_exact"],
                          json.dumps({k: v for k, v in result.items() if k.endswith("_s")})])
         lines += [f"Near-duplicates of {comparison['test']:,} test reviews among {comparison['train']:,} train reviews "
                   f"(planted: {comparison['planted']}); extrapolated linearly to 650,000 + 50,000:", "",
-                  markdown_table(["method", "seconds", "x (700,000 / rows) s", "extra memory (GB)",
+                  markdown_table(["method", "seconds", "CPU seconds", "x (700,000 / rows) s", "extra memory (GB)",
                                   "test rows near or exact", "phases"], rows), ""]
     if runs:
-        rows = [[f"{run['train']:,} + {run['test']:,}", run["seconds"], run["extra_gb"], run["texts_gb"],
+        rows = [[f"{run['train']:,} + {run['test']:,}", run["seconds"], run["cpu_s"], run["extra_gb"], run["texts_gb"],
                  json.dumps(run["planted"]), json.dumps(run["found"])] for run in runs]
         lines += ["The whole audit (exact, near-duplicates, conflicts, labels), each size in a fresh process:", "",
-                  markdown_table(["train + test reviews", "seconds", "extra memory, peak (GB)",
+                  markdown_table(["train + test reviews", "seconds", "CPU seconds", "extra memory, peak (GB)",
                                   "process with the texts (GB)", "planted", "found"], rows), "",
                   "Raw:", "", "```", *(json.dumps(run) for run in runs), "```", ""]
     return lines
