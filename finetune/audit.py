@@ -65,7 +65,7 @@ MINHASH_SEED = 1  # datasketch's default seed: the permutations of datasketch.Mi
 NUMERIC_SHARE = 0.9
 EXAMPLES = 3
 EXAMPLE_CHARS = 200
-CHUNK_CHARS = 1_000_000  # texts hashed together: a few MB of numpy work arrays, whatever the split's size
+CHUNK_CHARS = 500_000  # texts hashed together: a few MB of numpy work arrays (smaller chunks stay in cache)
 THREADS = min(2, os.cpu_count() or 1)
 
 _TAG = re.compile(r"<[a-zA-Z/!][^<>]*>")  # "<br />", "<p>", "<!-- -->"; not "3 < 5" nor "<3"
