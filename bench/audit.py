@@ -1,8 +1,8 @@
 """The data audit (finetune/audit.py) at the tutorial's size, and its near-duplicate search against datasketch's.
 
-    python bench/audit.py                                     # datasketch vs vectorised at 20,000; the audit at 10,000 / 100,000 / 650,000
-    python bench/audit.py --compare 0 --sizes 10000 100000    # the audit at the smaller sizes only
-    python bench/audit.py --compare 20000 --sizes             # the comparison only
+    python bench/audit.py                                   # datasketch vs this at 20,000; the audit at 10k, 100k, 650k
+    python bench/audit.py --compare 0 --sizes 10000 100000  # the audit at the smaller sizes only
+    python bench/audit.py --sizes                           # the comparison only
 
 Data: bench/scale.py's Yelp-shaped synthetic reviews (`synthetic_reviews`: Zipf words, log-normal lengths of
 mean ~130 words), train N and test N/13 as in yelp_review_full, with findings planted so that the counts can be
