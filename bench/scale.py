@@ -8,7 +8,8 @@ It writes a Yelp-shaped local Parquet folder per size under bench/.data/ (git-ig
 `test` files, a ClassLabel of the 5 star names, reviews of synthetic text drawn from the tokenizer's
 own whole words (Zipf frequencies, so that a word is about 1.3 word pieces as in English), with
 log-normal lengths of mean ~130 words and 95th percentile ~340, test 1/13 of train as in Yelp.
-Seeded: the same bytes every time. Then for each size it runs the real entry point
+Seeded: the same bytes every time. It prints the data audit of each folder (finetune/audit.py: its time and
+findings, one line; bench/audit.py measures it in depth). Then for each size it runs the real entry point
 (`python finetune/train.py --dataset_name FOLDER --max_steps 3 ...`) twice in fresh processes, with a
 fresh HF_DATASETS_CACHE per size, and reads from each run's log the phase times (`preparation took`,
 `first training step`), and samples the memory of the run's process tree during preparation (the sum
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import markdown_table  # noqa: E402
+from audit import audit_folder  # noqa: E402
 
 DATA_ROOT = REPO / "bench" / ".data"
 RESULTS = REPO / "bench" / "results" / f"{date.today()}-scale.md"
@@ -232,6 +234,7 @@ def main() -> None:
         for size in args.sizes:
             started = time.perf_counter()
             print(f"data for {size:,} reviews: {yelp_folder(size)} ({time.perf_counter() - started:.0f} s)", flush=True)
+            print(f"  data audit (finetune/audit.py): {audit_folder(yelp_folder(size))}", flush=True)
             if args.baseline is not None and size in (args.baseline_sizes or args.sizes):
                 row, note = measure_size(size, work, args.baseline.resolve(), "before", args.extra, overwrite=False)
                 rows.append(row)
