@@ -22,7 +22,9 @@ RESULTS_FILE = "results.json"  # final validation/test scores, confusion matrice
 CONFIG_FILE = "run_config.yaml"  # the resolved configuration of the run, written before training starts
 CARD_FILE = "README.md"  # the model card
 SEARCH_FILE = "hp_search.json"  # the hyperparameter search's trials, when the run searched
-RUN_FILES = (HISTORY_FILE, RESULTS_FILE, CONFIG_FILE, CARD_FILE, SEARCH_FILE)
+AUDIT_FILE = "audit.json"  # the data audit before training: duplicates, leaked reviews, label conflicts (finetune/audit.py)
+SUSPECTS_FILE = "suspect_labels.csv"  # reviews whose label is probably wrong, most suspect first (finetune/suspects.py)
+RUN_FILES = (HISTORY_FILE, RESULTS_FILE, CONFIG_FILE, CARD_FILE, SEARCH_FILE, AUDIT_FILE, SUSPECTS_FILE)
 PREDICTIONS_PATTERN = "predictions_*.csv"  # splits whose labels are hidden: predicted, not scored
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_dataset
 from datasets.utils.stratify import stratified_shuffle_split_generate_indices
 
-from finetune import embedded, tasks, text_fields, truncation
+from finetune import audit, embedded, tasks, text_fields, truncation
 from finetune.artifacts import public_value
 from finetune.config import DataArguments, ReviewSource
 from finetune.data_files import read_data_file
@@ -50,6 +50,8 @@ class ReviewData:
     # What a label is (finetune/tasks.py): for a rating, label is a float and label_names its column's name; for
     # several labels, label is a 0/1 float per label name. None: single label (a ClassLabel), as above.
     task: tasks.Task | None = None
+    # Label spellings merged into one label (display name -> every spelling seen): `pos`, `Pos`, `pos `.
+    label_variants: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.task is None:
@@ -173,6 +175,7 @@ def prepare_splits(
     train_file = _file_flag(args, "train")
     splits["train"], dropped["train"] = drop_empty_rows(splits["train"], args, "train", where=train_file)
     _require_rows(splits["train"], "train", args)
+    splits, variants = merge_label_spellings(splits, args.label_column_name)
     label_names = label_names_of(splits["train"], args.label_column_name, train_file)
     if len(label_names) < 2:
         prefix, column = _column_of(args.label_column_name, "train", train_file)
@@ -202,11 +205,12 @@ def prepare_splits(
             splits["train"], args.validation_split_percentage / 100, seed
         )
     return _finish(splits, unlabelled, dropped, hidden, args, seed, dataset_name, dataset_id,
-                   tasks.Task(tasks.SINGLE_LABEL, label_names))
+                   tasks.Task(tasks.SINGLE_LABEL, label_names), variants)
 
 
 def _finish(splits: dict, unlabelled: dict, dropped: dict, hidden: dict, args: DataArguments, seed: int,
-            dataset_name: str, dataset_id: str | None, task: tasks.Task) -> ReviewData:
+            dataset_name: str, dataset_id: str | None, task: tasks.Task,
+            label_variants: dict[str, list[str]] | None = None) -> ReviewData:
     """The subsets the --max_*_samples flags ask for, the log's counts, and the ReviewData."""
     limits = {"train": args.max_train_samples, "validation": args.max_eval_samples, "test": args.max_test_samples}
     for name, limit in limits.items():
@@ -230,7 +234,48 @@ def _finish(splits: dict, unlabelled: dict, dropped: dict, hidden: dict, args: D
         unlabelled=DatasetDict(unlabelled),
         hidden_labels={name: count for name, count in hidden.items() if count},
         task=task,
+        label_variants=label_variants or {},
     )
+
+
+# --- label spellings: `pos`, `Pos` and `pos ` are one label ---------------------------------------------------
+
+
+def merge_label_spellings(splits: dict, column: str) -> tuple[dict, dict[str, list[str]]]:
+    """Every split's text labels respelled as train spells them most often, where spellings differ only by case,
+    surrounding spaces or number form (finetune/audit.py's canonical_label: `Pos `, `pos`; `5`, `5.0`), with a
+    warning that names them. Merged rather than refused: a spreadsheet's trailing space or a column typed as
+    numbers in one export and text in another is never a second class, and a refusal would send the user to
+    clean by hand what one rule cleans exactly. A ClassLabel or numeric column has one spelling per label."""
+    display, variants = spelling_map(column_values(splits["train"], column))
+    if not display:
+        return splits, {}
+    for name, split in splits.items():
+        if isinstance(split.features[column], ClassLabel):
+            continue
+        if any(isinstance(v, str) and display.get(audit.canonical_label(v), v) != v for v in column_values(split, column)):
+            splits[name] = split.map(_respelled, batched=True, fn_kwargs={"column": column, "display": display},
+                                     desc=f"Merging {name} label spellings")
+    if variants:
+        logger.warning("labels that differ only by case, spaces or number form are merged: %s",
+                       "; ".join(f"{', '.join(repr(v) for v in spellings)} -> {name!r}"
+                                 for name, spellings in variants.items()))
+    return splits, variants
+
+
+def spelling_map(labels) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """canonical key -> train's display spelling (the most frequent), for text labels; and the groups of 2+."""
+    texts = [str(v) for v in labels if isinstance(v, str)]
+    if not texts:
+        return {}, {}
+    variants = audit.label_variants(texts)
+    display = {audit.canonical_label(v): v for v in dict.fromkeys(texts)}
+    display.update({audit.canonical_label(name): name for name in variants})
+    return display, variants
+
+
+def _respelled(batch: dict, column: str, display: dict[str, str]) -> dict:
+    return {column: [display.get(audit.canonical_label(v), v) if isinstance(v, str) else v for v in batch[column]]}
 
 
 # --- several text columns, several label columns ------------------------------------------------------
@@ -434,6 +479,7 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
                 continue
             splits[name], hidden[name] = drop_hidden_labels(splits[name], args, name, mask)
         _require_rows(splits[name], name, args)
+    display, variants = {}, {}  # several labels: their spellings (merge_label_spellings)
     if problem == tasks.REGRESSION:
         values = sorted({rating_value(v) for v in column_values(splits["train"], column)})
         if len(values) < 2:
@@ -443,6 +489,13 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
                           values if len(values) <= tasks.MAX_RATING_VALUES else None)
     else:
         lists = _label_lists(splits["train"], column, delimiter)
+        display, variants = spelling_map([label for labels in lists for label in labels or []])
+        respell = {spelling: name for name, spellings in variants.items() for spelling in spellings}
+        if variants:
+            logger.warning("labels that differ only by case, spaces or number form are merged: %s",
+                           "; ".join(f"{', '.join(repr(v) for v in spellings)} -> {name!r}"
+                                     for name, spellings in variants.items()))
+        lists = [None if labels is None else list(dict.fromkeys(respell.get(x, x) for x in labels)) for labels in lists]
         cells = column_values(splits["train"], column)
         if not delimiter and fixed_names is None and not any(
                 isinstance(v, (list, tuple)) or str(v).strip().startswith("[") for v in cells):
@@ -463,11 +516,22 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
                              "such reviews to train, or drop those columns from --label_column_names.")
         task = tasks.Task(tasks.MULTI_LABEL, names)
     for name in list(splits):
-        splits[name] = encode_task_labels(splits[name], args, task, name, delimiter)
+        splits[name] = encode_task_labels(splits[name], args, task, name, delimiter,
+                                          _respeller(display) if task.problem_type == tasks.MULTI_LABEL else None)
     if "validation" not in splits:
         parts = splits["train"].train_test_split(test_size=args.validation_split_percentage / 100, seed=seed)
         splits["train"], splits["validation"] = parts["train"], parts["test"]
-    return _finish(splits, unlabelled, dropped, hidden, args, seed, dataset_name, dataset_id, task)
+    return _finish(splits, unlabelled, dropped, hidden, args, seed, dataset_name, dataset_id, task, variants)
+
+
+class _respeller:
+    """A label map (data spelling -> train's) for every spelling, seen or not, of a train label."""
+
+    def __init__(self, display: dict[str, str]):
+        self.display = display
+
+    def get(self, key, default=None):
+        return self.display.get(audit.canonical_label(key), default)
 
 
 def task_label_values(split: Dataset, column: str, task: tasks.Task, name: str, delimiter: str | None = None,
@@ -495,9 +559,9 @@ def task_label_values(split: Dataset, column: str, task: tasks.Task, name: str, 
 
 
 def encode_task_labels(split: Dataset, args: ReviewSource, task: tasks.Task, name: str,
-                       delimiter: str | None) -> Dataset:
+                       delimiter: str | None, label_map: dict[str, str] | None = None) -> Dataset:
     """Keep two columns, `text` and `label` (a float32 rating, or a float32 0/1 row per label name)."""
-    values = task_label_values(split, args.label_column_name, task, name, delimiter)
+    values = task_label_values(split, args.label_column_name, task, name, delimiter, label_map)
     feature = Value("float32") if task.problem_type == tasks.REGRESSION else Sequence(Value("float32"),
                                                                                         length=len(task.label_names))
     texts = split.select_columns([args.text_column_name])

@@ -47,6 +47,9 @@ class CardFacts:
     text_pairing: str = "join"  # two fields: joined, or the second as BERT's second segment (finetune/text_fields.py)
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # split -> metric -> 95% bootstrap CI
     calibration: dict[str, Any] | None = None  # finetune/trust.py's report: temperature, ECE, abstention
+    unseen: dict[str, dict] = field(default_factory=dict)  # split -> scores without its reviews also in train
+    audit: dict[str, Any] | None = None  # the data audit (finetune/audit.AuditReport.to_json())
+    small_validation: str = ""  # what the run did because validation was small (train.py), for the card
 
     def __post_init__(self):
         if self.task is None:
@@ -195,6 +198,7 @@ def _body(facts: CardFacts) -> str:
         + _per_class_table(facts),
         *[_confusion_section(split, matrix, names) for split, matrix in facts.confusion_matrices.items() if names],
         "## Training data\n\n" + _data_section(facts),
+        _data_checks_section(facts.audit, facts.small_validation),
         _search_section(facts.search),
         "## Training hyperparameters\n\n" + "\n".join(f"- {k}: {v}" for k, v in facts.hyperparameters.items())
         + _dropout_note(facts.hyperparameters.get("attention_dropout")),
@@ -280,6 +284,12 @@ def _headline(facts: CardFacts) -> str:
         parts = ", ".join(f"{m} {scores[m]:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
                           for m in facts.task.headline if m in scores)
         lines.append(f"- **{split}** ({facts.split_sizes.get(split, 0):,} reviews): {parts}")
+    for split, result in facts.unseen.items():
+        bounds = result.get("intervals", {})
+        parts = ", ".join(f"{m} {v:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
+                          for m, v in result.get("scores", {}).items())
+        lines.append(f"- **{split}, unseen reviews only** ({result['reviews']:,}; {result['leaked']:,} of the split's "
+                     f"reviews are also in the training data, word for word, and are left out here): {parts or '-'}")
     if not lines:
         return ""
     return ("It achieves:\n\n" + "\n".join(lines) + "\n\nThe intervals are 95% bootstrap intervals (1,000 resamples of "
@@ -375,6 +385,33 @@ def _data_section(facts: CardFacts) -> str:
     if facts.data_notes:
         text += "\n\n" + facts.data_notes
     return text
+
+
+def _data_checks_section(report: dict[str, Any] | None, small_validation: str = "") -> str:
+    """The audit's findings in a few lines (audit.json has the examples), and what small data changed."""
+    if not report and not small_validation:
+        return ""
+    lines = []
+    if report:
+        rows = report["rows"]
+        lines.append(f"- Exact duplicates within train (after normalising case, spacing and HTML): "
+                     f"{report['duplicates_in_train']:,} of {rows.get('train', 0):,}.")
+        for split, leaked in report["leaked"].items():
+            lines.append(f"- {split} reviews also in train, word for word: {len(leaked):,} of {rows[split]:,}"
+                         + (" (kept; the scores above are also given without them)." if leaked else "."))
+        for split, count in report.get("near_duplicates", {}).items():
+            if split != "train":
+                lines.append(f"- {split} reviews that nearly repeat a train review (MinHash, Jaccard >= 0.8): "
+                             f"{count:,} (kept and counted as unseen).")
+        lines.append(f"- Training texts with conflicting labels: {report['conflicts']:,}.")
+        for name, spellings in report.get("label_variants", {}).items():
+            lines.append(f"- Label spellings merged into `{name}`: " + ", ".join(f"`{s!r}`" for s in spellings) + ".")
+        if report.get("numeric_text"):
+            lines.append("- Warning: most training texts are numbers (are the text and label columns swapped?).")
+    if small_validation:
+        lines.append(f"- {small_validation}")
+    return "## Data checks\n\nBefore training, the data was audited (`audit.json` has examples of each finding):\n\n" \
+        + "\n".join(lines)
 
 
 def _fmt(value: Any) -> str:

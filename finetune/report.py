@@ -107,6 +107,9 @@ class RunOutcome:
     cost: RunCost | None = None  # wall time, hardware, energy and CO2-equivalent (finetune/energy.py)
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # split -> metric -> 95% bootstrap CI
     calibration: dict[str, Any] | None = None  # finetune/trust.py: temperature, ECE before/after, abstention
+    unseen: dict[str, dict] = field(default_factory=dict)  # split -> its scores without the reviews also in train
+    audit: Any | None = None  # the data audit before training (finetune/audit.AuditReport)
+    small_validation: str = ""  # what a too-small validation split changed (train.plan_small_validation)
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
@@ -127,6 +130,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             "intervals": outcome.intervals,
             # temperature scaling fitted on validation, ECE before/after, the "unsure" threshold (finetune/trust.py)
             "calibration": outcome.calibration,
+            # a split's scores on its reviews that are not also in train (the data audit's leaked rows left out)
+            "unseen_scores": outcome.unseen,
             "label_names": data.label_names,
             # what a label is (finetune/tasks.py), and what the model saved with it: a rating's values seen in
             # train, a multi-label model's decision threshold (chosen on validation)
@@ -155,6 +160,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         },
     )
     artifacts.write_run_config(output_dir, config.to_dict())
+    if outcome.audit is not None:
+        artifacts.write_json(output_dir, artifacts.AUDIT_FILE, outcome.audit.to_json())
     task = data.task
     for split, rows in outcome.unlabelled_probabilities.items():
         # [:] reads a column at once; iterating a datasets 5 Column reads row by row (seconds per 10,000 rows)
@@ -194,6 +201,9 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         cost=outcome.cost,
         intervals=outcome.intervals,
         calibration=outcome.calibration,
+        unseen=outcome.unseen,
+        audit=outcome.audit.to_json() if outcome.audit is not None else None,
+        small_validation=outcome.small_validation,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts

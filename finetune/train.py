@@ -19,7 +19,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -50,6 +50,7 @@ from finetune import (
     trust,
 )
 from finetune import truncation as truncating
+from finetune.audit import AuditReport, audit
 from finetune.batching import ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
@@ -80,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_run(argv)
         setup_logging(config)
+        if config.run.audit_only:  # nothing is written, so the output folder and the Hub are not asked
+            return print_audit(prepare(config).audit)
         intensity = energy.carbon_intensity(config.run.carbon_intensity)
         set_cpu_threads(config)
         output_dir = Path(config.training.output_dir)
@@ -90,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         resume = fetch_hub_checkpoint(config, resume, push_target)
         check_resume_task(resume, config)
         prepared = prepare(config)
+        prepared.small_validation = plan_small_validation(config, len(prepared.data.splits["validation"]))
         log_device_summary(config, prepared)
     except UsageError as err:
         if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         banner("Evaluating the restored best model")
-        evaluated = final_evaluation(trainer, tokenized, data.task, prepared.orders, config.run.min_precision)
+        evaluated = final_evaluation(trainer, tokenized, data.task, prepared.orders, config.run.min_precision,
+                                     prepared.audit.leaked if prepared.audit else None)
         scores, matrices, scored = evaluated.scores, evaluated.matrices, evaluated.outputs
         if data.task.problem_type != tasks.REGRESSION and trainer.is_world_process_zero():
             data.task.save(trainer.model.config)  # the temperature and thresholds just fitted on validation
@@ -143,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                              batches_in_pieces=trainer.batches_in_pieces,
                              class_weights=dict(zip(data.label_names, prepared.class_weights))
                              if prepared.class_weights else None,
-                             intervals=evaluated.intervals, calibration=evaluated.calibration)
+                             intervals=evaluated.intervals, calibration=evaluated.calibration,
+                             unseen=evaluated.unseen, audit=prepared.audit,
+                             small_validation=prepared.small_validation)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
                                             update_card=False)
@@ -305,6 +312,8 @@ class Prepared:
     orders: dict[str, np.ndarray]  # split -> sort_by_length's order, to put per-review results back
     precision_note: str = ""  # how the mixed precision was chosen, for the device summary line
     class_weights: list[float] | None = None  # --class_weights balanced: per class id (finetune/objective.py)
+    audit: AuditReport | None = None  # the data audit (finetune/audit.py), made before the model loads
+    small_validation: str = ""  # what a validation split too small to choose on changed (plan_small_validation)
 
 
 def prepare(config: RunConfig) -> Prepared:
@@ -320,6 +329,9 @@ def prepare(config: RunConfig) -> Prepared:
     separator = text_fields.separator_of(tokenizer)
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed, separator)
+        data_audit = audit_data(data)
+        if config.run.audit_only:
+            return Prepared(tokenizer, max_length, data, DatasetDict(), None, DatasetDict(), {}, audit=data_audit)
         # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
         cache = dict(num_proc=config.data.preprocessing_num_workers, truncation=config.data.truncation,
                      pairing=config.data.text_pairing,
@@ -346,7 +358,21 @@ def prepare(config: RunConfig) -> Prepared:
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
         logger.info("class weights (--class_weights balanced): %s",
                     ", ".join(f"{name} {w:.3f}" for name, w in zip(data.label_names, weights)))
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights)
+    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights, data_audit)
+
+
+def audit_data(data: ReviewData) -> AuditReport:
+    """The data audit of the prepared splits (finetune/audit.py), logged: duplicates, test reviews also in train,
+    texts with conflicting labels, label spellings merged (by data loading), a text column of numbers."""
+    splits = {"train": data.splits["train"], **{n: s for n, s in data.splits.items() if n != "train"}}
+    texts = {name: split["text"][:] for name, split in splits.items()}
+    labels = {name: [data.task.label_text(value) for value in split["label"][:]] for name, split in splits.items()}
+    report = audit(texts, labels)
+    report.label_variants = data.label_variants
+    banner("Data audit")
+    for line in report.summary_lines():
+        (logger.warning if line.startswith("warning") or "leaked" in line else logger.info)(line)
+    return report
 
 
 def new_model(config: RunConfig, data: ReviewData, train):
@@ -441,6 +467,32 @@ def check_metric_name(metric: str | None, task: tasks.Task) -> None:
                                                          if task.problem_type != tasks.REGRESSION else "."))
 
 
+MIN_VALIDATION_REVIEWS = 50  # below this, validation cannot tell epochs apart: at 50, one review is 2 points
+
+
+def plan_small_validation(config: RunConfig, reviews: int) -> str:
+    """With fewer than MIN_VALIDATION_REVIEWS validation reviews, the epoch a run keeps is not chosen on them (a
+    score on 2 reviews is 0, 0.5 or 1: the 'best' epoch would be chance): the last epoch is kept, and early
+    stopping, which would stop on the same noise, is off. Returns the card's sentence ('' when validation is
+    large enough); set before the run's configuration is written, so run_config.yaml records it."""
+    if reviews >= MIN_VALIDATION_REVIEWS:
+        return ""
+    args = config.training
+    changed = []
+    if args.load_best_model_at_end:
+        args.load_best_model_at_end = False
+        changed.append("the last epoch is kept, not the best on validation")
+    if config.run.early_stopping_patience is not None:
+        config.run.early_stopping_patience = None
+        changed.append("early stopping is off")
+    note = (f"Validation has {reviews} reviews, fewer than {MIN_VALIDATION_REVIEWS}: too few to choose an epoch on "
+            f"(one review is {100 / max(reviews, 1):.0f} points of accuracy)" + (": " + "; ".join(changed) if changed else "")
+            + ". Its scores are shown but are too uncertain to read much into; add labelled reviews, or pass a "
+            "larger --validation_file.")
+    logger.warning(note)
+    return note
+
+
 def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:
     """Stop when the metric that picks the best model has not improved for `patience` evaluations."""
     if config.run.early_stopping_patience is None:
@@ -518,7 +570,7 @@ def checkpoint_pusher(config: RunConfig, push_target: PushTarget | None) -> hub_
 
 
 def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict[str, np.ndarray],
-                     min_precision: float = 0.0) -> "Evaluated":
+                     min_precision: float = 0.0, leaked: dict[str, list[int]] | None = None) -> "Evaluated":
     """Scores, confusion matrices and per-review outputs (class or label probabilities, or the rating; in the
     data's own order) of the restored best model on validation and, if present, test. A multi-label model's
     decision threshold is chosen here, on validation, before either split is scored (finetune/tasks.py)."""
@@ -541,7 +593,23 @@ def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict
             matrices[split] = matrix
         bounds[split] = trust.split_intervals(task, values, output.label_ids)
         outputs[split] = _in_data_order(values, orders[split])
-    return Evaluated(scores, matrices, outputs, bounds, calibration)
+    unseen = {split: unseen_scores(task, outputs[split], restore_order(predicted[split].label_ids, orders[split]), rows)
+              for split, rows in (leaked or {}).items() if rows and split in predicted}
+    return Evaluated(scores, matrices, outputs, bounds, calibration, unseen)
+
+
+def unseen_scores(task: tasks.Task, outputs: list, references: np.ndarray, leaked: list[int]) -> dict:
+    """A split's headline scores on its reviews that are not also in train (the audit's exact matches): what
+    the model does on reviews it has not seen. Both in the data's order."""
+    keep = np.ones(len(outputs), dtype=bool)
+    keep[np.asarray(leaked, dtype=np.int64)] = False
+    values, labels = np.asarray(outputs)[keep], np.asarray(references)[keep]
+    result = {"reviews": int(keep.sum()), "leaked": len(leaked), "scores": {}, "intervals": {}}
+    if keep.any():
+        found, _ = score_task(task, values, labels)
+        result["scores"] = {m: found[m] for m in task.headline if m in found}
+        result["intervals"] = trust.split_intervals(task, values, labels)
+    return result
 
 
 def _logits(output) -> np.ndarray:
@@ -558,6 +626,7 @@ class Evaluated:
     outputs: dict
     intervals: dict
     calibration: dict | None
+    unseen: dict = field(default_factory=dict)  # split -> scores on its reviews not also in train (leaked ones out)
 
 
 def predict_unlabelled(trainer: Trainer, tokenized: DatasetDict, orders: dict[str, np.ndarray], task: tasks.Task):
@@ -643,6 +712,14 @@ def _score_line(scores: dict[str, dict[str, float]], task: tasks.Task) -> str:
     return f"{split} " + ", ".join(f"{m} {scores[split][m]:.4f}" for m in task.headline[:2])
 
 
+def print_audit(report: AuditReport) -> int:
+    """--audit_only: the audit on standard output (and as JSON with its examples), nothing trained."""
+    for line in report.summary_lines():
+        print(line)
+    print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def print_summary(output_dir: Path, data: ReviewData, evaluated: "Evaluated", clock: PhaseClock) -> None:
     total = clock.total
     print(f"\nModel folder: {output_dir.resolve()}")
@@ -653,6 +730,11 @@ def print_summary(output_dir: Path, data: ReviewData, evaluated: "Evaluated", cl
         print(f"  {split:<10} " + "  ".join(f"{m} {values[m]:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds
                                                                      else "") for m in data.task.headline)
               + f"  ({len(data.splits[split]):,} reviews)")
+    for split, result in evaluated.unseen.items():
+        bounds = result["intervals"]
+        print(f"  {split:<10} on its {result['reviews']:,} reviews not also in train ({result['leaked']:,} leaked): "
+              + "  ".join(f"{m} {v:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
+                          for m, v in result["scores"].items()))
     abstention = (evaluated.calibration or {}).get("abstention") or {}
     if abstention.get("threshold") is not None and "test" in abstention:
         print(f"  unsure below confidence {abstention['threshold']:.3f}: test precision {abstention['test']['precision']:.3f} "

@@ -1,0 +1,137 @@
+"""Numbers a user can trust (issue 24), end to end on the tiny BERT: the data audit before training (leaked test
+reviews scored apart, label spellings merged, --audit_only), small validation, calibrated confidences applied
+by the serving path, and the intervals on every figure."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import make_reviews, tiny_run_args, write_csv
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from finetune import artifacts
+from finetune.inference import ReviewClassifier
+from finetune.train import MIN_VALIDATION_REVIEWS, main
+
+
+def _respelled(rows, spellings):
+    """The rows with their labels written in the given spellings, in turn (`Positive`, `positive `, ...)."""
+    out = []
+    for i, row in enumerate(rows):
+        if row["label"] in spellings:
+            choices = spellings[row["label"]]
+            row = {**row, "label": choices[i % len(choices)]}
+        out.append(row)
+    return out
+
+
+@pytest.fixture(scope="module")
+def leaky_files(tmp_path_factory):
+    """Train with its positive label spelled three ways; a test file whose rows 0, 5 and 9 are train reviews
+    (re-cased, re-spaced, with an HTML entity), the rest unseen."""
+    folder = tmp_path_factory.mktemp("leaky")
+    train = make_reviews(96, seed=1)
+    unseen = make_reviews(30, seed=3)
+    test = list(unseen)
+    for row, source in ((0, train[4]), (5, train[17]), (9, train[30])):
+        text = "  " + source["text"].upper().replace(" ", "  ", 1) + " "
+        test.insert(row, {"text": text.replace("THE", "&#84;HE", 1), "label": source["label"]})
+    spellings = {"positive": ["positive", "Positive", "positive "]}
+    return {
+        "train": write_csv(folder / "train.csv", _respelled(train, spellings)),
+        "validation": write_csv(folder / "validation.csv", make_reviews(60, seed=2)),
+        "test": write_csv(folder / "test.csv", test),
+    }
+
+
+def test_audit_only_prints_the_audit_and_trains_nothing(tiny_bert, leaky_files, tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(tiny_run_args(tiny_bert, leaky_files, out, "--audit_only", "true")) == 0
+    printed = capsys.readouterr().out
+    assert "test: 3 of 33 reviews also in train (leaked)" in printed
+    report = json.loads(printed[printed.index("{"):])
+    assert report["leaked"]["test"] == [0, 5, 9]  # exactly the copied rows, whatever their case and spacing
+    assert report["leaked"]["validation"] == []
+    assert {name: sorted(spellings) for name, spellings in report["label_variants"].items()} == {
+        "positive": ["Positive", "positive", "positive "]}  # train's most frequent spelling names them
+    assert not out.exists()  # nothing written, no model loaded
+
+
+def test_leaked_reviews_are_kept_and_scored_apart_and_label_spellings_merge(tiny_bert, leaky_files, tmp_path):
+    out = tmp_path / "run"
+    assert main(tiny_run_args(tiny_bert, leaky_files, out, "--num_train_epochs", "3")) == 0
+    results = artifacts.read_json(out, artifacts.RESULTS_FILE)
+    assert results["label_names"] == ["negative", "positive"]  # three spellings, one class
+    assert results["split_sizes"]["test"] == 33  # the leaked reviews are kept
+    unseen = results["unseen_scores"]["test"]
+    assert unseen["reviews"] == 30 and unseen["leaked"] == 3
+    # the unseen score is the predictions file's agreement on the rows that are not leaked, exactly
+    with open(out / "predictions_test.csv", newline="") as handle:
+        import csv
+
+        rows = list(csv.DictReader(handle))
+    kept = [r for i, r in enumerate(rows) if i not in (0, 5, 9)]
+    assert unseen["scores"]["accuracy"] == pytest.approx(
+        sum(r["label"] == r["predicted_label"] for r in kept) / len(kept), abs=1e-9)
+    audit = artifacts.read_json(out, artifacts.AUDIT_FILE)
+    assert audit["leaked"]["test"] == [0, 5, 9]
+    card = (out / artifacts.CARD_FILE).read_text()
+    assert "## Data checks" in card and "test reviews also in train, word for word: 3 of 33" in card
+    assert "**test, unseen reviews only** (30; 3 of the split's reviews" in card
+    assert "Label spellings merged into `positive`" in card
+
+
+def test_every_figure_has_its_interval_in_results_card_and_summary(trained_run):
+    results = artifacts.read_json(trained_run, artifacts.RESULTS_FILE)
+    for split in ("validation", "test"):
+        bounds = results["intervals"][split]
+        assert set(bounds) == {"accuracy", "f1"}
+        low, high = bounds["accuracy"]
+        assert low <= results["scores"][split]["accuracy"] <= high and low < high
+    card = (trained_run / artifacts.CARD_FILE).read_text()
+    low, high = results["intervals"]["test"]["accuracy"]
+    assert f"(95% CI {low:.3f}-{high:.3f})" in card  # the headline
+    assert f"{results['scores']['test']['accuracy']:.4f} ({low:.3f}-{high:.3f})" in card  # the results table
+
+
+def test_the_fitted_temperature_is_saved_and_applied_by_the_serving_path(learnt_run):
+    results = artifacts.read_json(learnt_run, artifacts.RESULTS_FILE)
+    calibration = results["calibration"]
+    temperature = calibration["temperature"]
+    config = json.loads((learnt_run / "config.json").read_text())
+    assert config["review_temperature"] == temperature and temperature != 1.0
+    # the learnt model is over-confident on validation; the temperature lowers its calibration error there
+    assert calibration["ece_after"]["validation"] < calibration["ece_before"]["validation"]
+    texts = ["great superb film really", "awful dull plot and the cast"]
+    tokenizer = AutoTokenizer.from_pretrained(learnt_run)
+    model = AutoModelForSequenceClassification.from_pretrained(learnt_run).eval()
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.numpy()
+    expected = np.exp(logits / temperature) / np.exp(logits / temperature).sum(-1, keepdims=True)
+    for engine in ("pytorch", "onnxruntime") if (learnt_run / artifacts.ONNX_MODEL_FILE).exists() else ("pytorch",):
+        served = ReviewClassifier(learnt_run, engine=engine).predict(texts)
+        got = np.array([[p.scores[n] for n in ("negative", "positive")] for p in served])
+        assert got == pytest.approx(expected, abs=1e-4), engine
+    abstention = calibration["abstention"]
+    if abstention["threshold"] is not None:  # it meets its precision on validation, where it was chosen
+        assert abstention["validation"]["precision"] >= abstention["min_precision"]
+        assert config["review_min_confidence"] == abstention["threshold"]
+
+
+def test_a_tiny_validation_split_picks_no_epoch_and_says_so(tiny_bert, tmp_path, caplog):
+    train = write_csv(tmp_path / "train.csv", make_reviews(16, seed=4))
+    out = tmp_path / "run"
+    args = tiny_run_args(tiny_bert, {"train": train}, out, "--num_train_epochs", "3")
+    assert main(args) == 0
+    results = artifacts.read_json(out, artifacts.RESULTS_FILE)
+    reviews = results["split_sizes"]["validation"]
+    assert reviews < MIN_VALIDATION_REVIEWS
+    config = yaml.safe_load((out / artifacts.CONFIG_FILE).read_text())
+    assert config["training"]["load_best_model_at_end"] is False  # the last epoch, not the luckiest on 2 reviews
+    history = artifacts.read_json(out, artifacts.HISTORY_FILE)
+    assert len(history) == 3
+    card = (out / artifacts.CARD_FILE).read_text()
+    assert f"Validation has {reviews} reviews, fewer than {MIN_VALIDATION_REVIEWS}" in card
+    assert results["calibration"]["temperature"] == 1.0  # too few to fit a temperature on
