@@ -40,6 +40,11 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         extra["problem_type"] = config.data.problem_type
     if len(config.data.text_columns()) > 1:
         extra["text_columns"] = ", ".join(config.data.text_columns()) + " (joined by the tokenizer's separator token)"
+    curves = [name for name in (args.report_to or []) if name in ("tensorboard", "trackio")]
+    if curves:
+        extra["training_curves"] = ", ".join(
+            {"tensorboard": "TensorBoard (runs/: this repo's Training metrics tab)",
+             "trackio": f"trackio (project {args.project}, logged locally: `trackio show`)"}[name] for name in curves)
     if config.family_recipe:
         extra["recipe"] = f"{config.family_recipe} (the model family's defaults, for the flags not given)"
     return {

@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             remove_onnx_copy(output_dir, update_card=False)  # an earlier copy would no longer match the weights
         outcome.seconds, outcome.peak_memory_gb = clock.seconds, clock.peak_memory_gb
         outcome.cost = run_cost(meter, config, others, intensity) if meter else None
+        artifacts.tidy_tensorboard_logs(output_dir)  # --report_to tensorboard: published without the host name
         write_run_files(output_dir, config, data, trainer.state.log_history, outcome)  # the card, once
     except Exception as err:
         if not trainer.is_world_process_zero():
