@@ -41,6 +41,11 @@ ONNX_MODEL_FILE = "onnx/model.onnx"  # fp32
 ONNX_QUANTIZED_FILE = "onnx/model_quantized.onnx"  # int8
 ONNX_FILES = (ONNX_MODEL_FILE, ONNX_QUANTIZED_FILE)
 
+# TensorBoard's event files (--report_to tensorboard): transformers writes runs/<date>_<host>/events.out.tfevents.*,
+# one folder per training run. Pushed with the model: the Hub shows them in its Training metrics tab.
+TENSORBOARD_DIR = "runs"
+TENSORBOARD_PATTERN = "runs/*/events.out.tfevents.*"
+
 # Everything a run writes that belongs to the model, and so the only files a push uploads (an
 # allow-list: a folder may also hold a virtual environment, .env or credentials, which must stay home).
 PUSHED_PATTERNS = (
@@ -66,7 +71,7 @@ PUSHED_PATTERNS = (
     *ONNX_FILES,
 )
 # What a run writes that stays local: checkpoints hold optimizer states, training_args.bin is a
-# pickle of every setting, runs/ holds TensorBoard logs.
+# pickle of every setting; of runs/, only the event files (TENSORBOARD_PATTERN) are pushed.
 PREVIOUS_RUN_DIR = "previous-run"  # an overwritten run waits here until the new run has saved its model
 LOCAL_ONLY_PATTERNS = ("checkpoint-*", "training_args.bin", "runs", "pytorch_model.bin", PREVIOUS_RUN_DIR)
 TEMPORARY_SUFFIX = ".partial"  # atomic writes go through NAME.partial, then a rename
@@ -141,6 +146,28 @@ def holds_model(folder: Path) -> bool:
 def is_pushed(name: str) -> bool:
     """Whether a top-level entry of a run folder is one a push uploads."""
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in PUSHED_PATTERNS)
+
+
+def tensorboard_files(folder: Path) -> list[str]:
+    """The TensorBoard event files of a run folder, as paths relative to it."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.glob(TENSORBOARD_PATTERN) if p.is_file())
+
+
+def tidy_tensorboard_logs(folder: Path, host: str | None = None) -> list[str]:
+    """Take this machine's name out of the TensorBoard folder and file names (runs/Dec07_10-00-00_HOST/
+    events.out.tfevents.TIME.HOST.PID.N): they are published with the model, and TensorBoard reads any
+    *tfevents* file. Returns the event files, relative to `folder`."""
+    import socket
+
+    host = host or socket.gethostname()
+    runs = Path(folder) / TENSORBOARD_DIR
+    for run in sorted(runs.iterdir()) if runs.is_dir() else []:
+        for event_file in run.glob(f"events.out.tfevents.*.{host}.*"):
+            event_file.rename(event_file.with_name(event_file.name.replace(f".{host}.", ".", 1)))
+        if run.name.endswith(f"_{host}") and not run.with_name(run.name.removesuffix(f"_{host}")).exists():
+            run.rename(run.with_name(run.name.removesuffix(f"_{host}")))
+    return tensorboard_files(folder)
 
 
 def is_hub_resume(resume: str | None) -> bool:

@@ -8,6 +8,7 @@ users know from transformers' ``run_classification.py``.
 
 import codecs
 import dataclasses
+import importlib.util
 import json
 import re
 import sys
@@ -27,6 +28,11 @@ CLASS_WEIGHTS = ("none", "balanced")
 DELIMITER_WORDS = {"tab": "\t", "\\t": "\t"}  # a tab is hard to type on a command line
 # TrainingArguments flags whose default depends on the device (finetune/machine.py): None means "not given".
 DEVICE_FLAGS = ("bf16", "fp16", "tf32", "dataloader_num_workers", "dataloader_pin_memory")
+# TrainingArguments flags a model family's published recipe may set when the user gives no value (neither on the
+# command line nor in a --config file; finetune/families.py). Parsed with None for "not given", then filled with
+# the project's default (PROJECT_DEFAULTS, else TrainingArguments' own); RunConfig.unset lists those filled.
+RECIPE_FLAGS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "weight_decay",
+                "adam_beta1", "adam_beta2", "adam_epsilon")
 
 
 @dataclass
@@ -49,7 +55,25 @@ class ModelArguments:
         },
     )
 
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={
+            "help": "Run the Python code of a model whose architecture is not built into transformers (its "
+            "config.json names it in auto_map). Off: such a model is refused before anything is loaded. Read the "
+            "repo's code first; pin --model_revision to the commit you read."
+        },
+    )
+    classifier_pooling: str | None = field(
+        default=None,
+        metadata={
+            "help": "ModernBERT only: what the classifier head reads, cls (the first token) or mean (the mean of "
+            "every token, better on long inputs). Default for ModernBERT: mean (finetune/families.py)."
+        },
+    )
+
     def __post_init__(self):
+        if self.classifier_pooling is not None:
+            check_choice("classifier_pooling", self.classifier_pooling, ("cls", "mean"))
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise UsageError(f"--attention_dropout {self.attention_dropout}: must be in [0, 1).")
 
@@ -496,6 +520,10 @@ class RunConfig:
     # DeviceDefaults, for the device summary line); None when parsed without a device.
     device: Any = None
     device_defaults: Any = None
+    # RECIPE_FLAGS and DEVICE_FLAGS the user did not give (neither flag nor --config key): a model family's recipe
+    # or restriction may set them (finetune/families.py).
+    unset: frozenset[str] = frozenset()
+    family_recipe: str = ""  # the family recipe's values this run took, and their source, for the log and the card
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration, every section: no secrets (what is published of it, local paths
@@ -545,9 +573,13 @@ def build_parser() -> HfArgumentParser:
     parser = _Parser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
     # use_cpu None: not given; the device resolver of parse_config decides it (finetune/machine.py).
     parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=None)
+    parser.set_defaults(**dict.fromkeys(RECIPE_FLAGS))  # None: not given (parse_config fills the project default)
     for action in parser._actions:
         if action.dest in HELP_OVERRIDES:
             action.help = HELP_OVERRIDES[action.dest]
+        elif action.dest in RECIPE_FLAGS:
+            action.help = (f"{action.help} Default: {project_default(action.dest):g}, or the model family's "
+                           "published recipe where it has one (ModernBERT; README, Encoder families).")
     return parser
 
 
@@ -565,7 +597,6 @@ FOREIGN_FLAGS = {
     "--remove_columns": "not needed: only the text and label columns the flags name are read",
     "--text_column_delimiter": "several --text_column_names are joined by the tokenizer's separator token "
                                "(or --text_pairing pair); the joiner is not a flag",
-    "--trust_remote_code": "not supported: only architectures built into transformers are loaded",
 }
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{4,}")
 
@@ -602,6 +633,11 @@ def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver |
         parser.set_defaults(**read_recipe(config_path, parser))
     namespace = parser.parse_args(argv)
     values = vars(namespace)
+    unset = {name for name in (*RECIPE_FLAGS, *DEVICE_FLAGS) if values.get(name) is None}
+    for name in RECIPE_FLAGS:
+        if values[name] is None:
+            values[name] = project_default(name)
+    values["report_to"] = report_destinations(values.get("report_to"))
     facts = defaults = None
     if resolve_device is not None:
         facts, defaults = resolve_device(values)
@@ -644,7 +680,35 @@ def parse_config(argv: list[str] | None = None, resolve_device: DeviceResolver |
         training.resume_from_checkpoint = None
     check_hub_flags(training)
     check_training_numbers(training)
-    return RunConfig(model=model, data=data, training=training, run=run, device=facts, device_defaults=defaults)
+    return RunConfig(model=model, data=data, training=training, run=run, device=facts, device_defaults=defaults,
+                     unset=frozenset(unset))
+
+
+def project_default(name: str) -> Any:
+    """The project's default for a TrainingArguments flag: PROJECT_DEFAULTS', else TrainingArguments' own."""
+    if name in PROJECT_DEFAULTS:
+        return PROJECT_DEFAULTS[name]
+    return TrainingArguments.__dataclass_fields__[name].default
+
+
+# Where --report_to may send the training curves offline: transformers' own integrations. TensorBoard writes event
+# files into <output_dir>/runs/ (pushed with the model: the Hub's Training metrics tab reads them); trackio writes
+# its local database ($TRACKIO_DIR, `trackio show` opens its dashboard).
+REPORT_TO_MODULES = {"tensorboard": "tensorboard", "trackio": "trackio"}
+
+
+def report_destinations(value: Any) -> Any:
+    """--report_to: one name, several separated by commas (tensorboard,trackio), 'none' or 'all'. A destination
+    whose package is missing fails now, with the command that installs it (transformers would fail at training)."""
+    if not isinstance(value, str):
+        return value
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names:
+        module = REPORT_TO_MODULES.get(name)
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise UsageError(f"--report_to {name}: the {module} package is not installed. pip install "
+                             f"{module} (requirements.txt names the tested version), or drop --report_to {name}.")
+    return names if len(names) > 1 else (names[0] if names else "none")
 
 
 def choose_best_metric(values: dict[str, Any]) -> None:

@@ -97,11 +97,12 @@ def ensure_repo(client: HfApi, repo_id: str, private: bool | None, repo_type: st
 
 def pushed_files(folder: Path) -> list[str]:
     """The files of a run folder that a push uploads: an allow-list (artifacts.PUSHED_PATTERNS), as paths
-    relative to the folder. Top-level files match its patterns; in a subfolder (onnx/), only its exact paths."""
+    relative to the folder. Top-level files match its patterns; in a subfolder (onnx/), only its exact paths;
+    and TensorBoard's event files under runs/ (artifacts.TENSORBOARD_PATTERN), for the Hub's Training metrics tab."""
     folder = Path(folder)
     top_level = [p.name for p in folder.iterdir() if p.is_file() and artifacts.is_pushed(p.name)]
     nested = [path for path in artifacts.PUSHED_PATTERNS if "/" in path and (folder / path).is_file()]
-    return sorted(top_level + nested)
+    return sorted(top_level + nested + artifacts.tensorboard_files(folder))
 
 
 def push_folder(folder: Path, repo_id: str, token: str, private: bool | None = None,

@@ -4,9 +4,9 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 
-from finetune import embedded
+from finetune import embedded, families
 from finetune.config import ModelArguments
 from finetune.errors import UsageError
 
@@ -42,7 +42,9 @@ def load_pretrained_config(args: ModelArguments, label_names: list[str] | None =
         if task is not None:
             extra["problem_type"] = task.problem_type
     try:
-        config = AutoConfig.from_pretrained(path, revision=args.model_revision, cache_dir=args.cache_dir, **extra)
+        check_remote_code(args)
+        config = AutoConfig.from_pretrained(path, revision=args.model_revision, cache_dir=args.cache_dir,
+                                            trust_remote_code=args.trust_remote_code, **extra)
     except (OSError, ValueError) as err:
         raise UsageError(
             f"--model_name_or_path {path}: not a model folder and not loadable from the Hub "
@@ -58,8 +60,20 @@ def load_pretrained_config(args: ModelArguments, label_names: list[str] | None =
     return config
 
 
+def check_remote_code(args: ModelArguments) -> None:
+    """Refuse, before anything runs, a model whose architecture is code in its repo, unless --trust_remote_code.
+    Reads config.json as data (PretrainedConfig.get_config_dict executes nothing)."""
+    if args.trust_remote_code:
+        return
+    path = resolve_model_path(args)
+    config_dict, _ = PretrainedConfig.get_config_dict(path, revision=args.model_revision, cache_dir=args.cache_dir)
+    if families.needs_remote_code(config_dict):
+        raise UsageError(families.remote_code_message(path, config_dict))
+
+
 def load_tokenizer(args: ModelArguments):
-    return AutoTokenizer.from_pretrained(resolve_model_path(args), revision=args.model_revision, cache_dir=args.cache_dir)
+    return AutoTokenizer.from_pretrained(resolve_model_path(args), revision=args.model_revision, cache_dir=args.cache_dir,
+                                         trust_remote_code=args.trust_remote_code)
 
 
 def load_classifier(args: ModelArguments, label_names: list[str], task=None):
@@ -73,14 +87,30 @@ def load_classifier(args: ModelArguments, label_names: list[str], task=None):
         # fp32 master weights, whatever the checkpoint was saved in: mixed precision (bf16/fp16 flags)
         # is the Trainer's job, and training fp16 weights directly would lose updates.
         dtype=torch.float32,
+        trust_remote_code=args.trust_remote_code,
     )
-    try:
-        # PyTorch's fused attention (flash / memory-efficient kernels on a GPU; on a CPU too when attention
-        # dropout is 0). Asked for by name, so that the device summary line can say it is in use.
-        return AutoModelForSequenceClassification.from_pretrained(
-            resolve_model_path(args), attn_implementation="sdpa", **settings)
-    except ValueError as err:
-        if "attn_implementation" not in str(err) and "sdpa" not in str(err).lower():
-            raise
-        logger.info("%s models have no SDPA attention: using their own", config.model_type)
-        return AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
+    # Asked for by name, so that the device summary line can say which attention is in use.
+    attention = families.attention_implementation(classifier_class(config))
+    if attention:
+        settings["attn_implementation"] = attention
+    if attention == "eager":
+        logger.info("%s models have no SDPA attention: using their own (eager)", config.model_type)
+    note = families.configure(config, families.family_of(config), args.classifier_pooling)
+    if note:
+        logger.info("%s", note)
+    return AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
+
+
+def classifier_class(config):
+    """The built-in AutoModelForSequenceClassification class of a config; None for remote code."""
+    return AutoModelForSequenceClassification._model_mapping.get(type(config), None)
+
+
+def output_layer(model) -> torch.nn.Linear | None:
+    """The last Linear of a classifier's head, whose bias a rating head starts at the mean rating: `classifier`
+    (BERT, DistilBERT, DeBERTa, ModernBERT), `classifier.out_proj` (RoBERTa, ELECTRA) or `score`."""
+    head = getattr(model, "classifier", None)
+    if head is None:
+        head = getattr(model, "score", None)
+    last = getattr(head, "out_proj", head)
+    return last if isinstance(last, torch.nn.Linear) else None

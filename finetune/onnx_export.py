@@ -208,7 +208,10 @@ def _run(path: Path, feeds: dict) -> np.ndarray:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["logits"], {name: value.astype(np.int64) for name, value in feeds.items()})[0]
+    # The graph's own inputs: the exporter drops one the model ignores (DeBERTa-v3's token_type_ids, with no
+    # token type embeddings), as finetune/inference.py feeds it.
+    inputs = [i.name for i in session.get_inputs()]
+    return session.run(["logits"], {name: feeds[name].astype(np.int64) for name in inputs})[0]
 
 
 class _quiet:

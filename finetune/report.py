@@ -40,6 +40,13 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         extra["problem_type"] = config.data.problem_type
     if len(config.data.text_columns()) > 1:
         extra["text_columns"] = ", ".join(config.data.text_columns()) + " (joined by the tokenizer's separator token)"
+    curves = [name for name in (args.report_to or []) if name in ("tensorboard", "trackio")]
+    if curves:
+        extra["training_curves"] = ", ".join(
+            {"tensorboard": "TensorBoard (runs/: this repo's Training metrics tab)",
+             "trackio": f"trackio (project {args.project}, logged locally: `trackio show`)"}[name] for name in curves)
+    if config.family_recipe:
+        extra["recipe"] = f"{config.family_recipe} (the model family's defaults, for the flags not given)"
     return {
         **extra,
         "learning_rate": args.learning_rate,
@@ -52,6 +59,8 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         "warmup_steps": args.warmup_steps,
         "weight_decay": args.weight_decay,
         "optimizer": str(getattr(args.optim, "value", args.optim)),
+        "adam_betas": f"({args.adam_beta1:g}, {args.adam_beta2:g})",
+        "adam_epsilon": args.adam_epsilon,
         "seed": args.seed,
         "max_seq_length": max_seq_length,
         "truncation": {"head": "head (the first word pieces)", "tail": "tail (the last word pieces)",

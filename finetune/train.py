@@ -37,6 +37,7 @@ from finetune import (
     artifacts,
     data_files,
     energy,
+    families,
     hub,
     hub_checkpoints,
     logs,
@@ -64,7 +65,7 @@ from finetune.data import (
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import make_compute_metrics, score_task
-from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer
+from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, output_layer
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import RunOutcome, write_run_files
 
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             remove_onnx_copy(output_dir, update_card=False)  # an earlier copy would no longer match the weights
         outcome.seconds, outcome.peak_memory_gb = clock.seconds, clock.peak_memory_gb
         outcome.cost = run_cost(meter, config, others, intensity) if meter else None
+        artifacts.tidy_tensorboard_logs(output_dir)  # --report_to tensorboard: published without the host name
         write_run_files(output_dir, config, data, trainer.state.log_history, outcome)  # the card, once
     except Exception as err:
         if not trainer.is_world_process_zero():
@@ -319,6 +321,7 @@ class Prepared:
 def prepare(config: RunConfig) -> Prepared:
     """Model and data, in the order that fails fastest on bad input; raises UsageError."""
     model_config = load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
+    family_note = apply_family(config, model_config)
     tokenizer = load_tokenizer(config.model)
     # Saved with the model (with config.json's review_truncation, below): a tail model's tokenizer truncates on
     # the left, so that a plain `pipeline` reads the same end; set before tokenizing, so that its own (fast)
@@ -352,7 +355,7 @@ def prepare(config: RunConfig) -> Prepared:
     model.config.review_truncation = config.data.truncation
     text_fields.save(model.config, config.data.text_columns(), separator)
     text_fields.save_pairing(model.config, config.data.text_pairing)
-    note = choose_precision(config, model, tokenized["train"], tokenizer)
+    note = family_note or choose_precision(config, model, tokenized["train"], tokenizer)
     weights = None
     if config.run.class_weights == "balanced":
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
@@ -375,15 +378,29 @@ def audit_data(data: ReviewData) -> AuditReport:
     return report
 
 
+def apply_family(config: RunConfig, model_config) -> str:
+    """What the model's family asks of the run (finetune/families.py), on the flags the user left unset: its
+    authors' recipe (logged, and recorded for the card), and fp32 where half precision breaks it. Returns the
+    precision note for the device summary line ("": the usual choice applies)."""
+    family = families.family_of(model_config)
+    families.configure(model_config, family, config.model.classifier_pooling)  # a bad --classifier_pooling fails now
+    config.family_recipe = families.apply_recipe(config.training, family, config.unset)
+    if config.family_recipe:
+        logger.info("%s defaults (flags you did not give): %s", family.name, config.family_recipe)
+    # Half precision the user asked for: --bf16/--fp16 true, or `accelerate launch --mixed_precision`.
+    asked = {flag for flag in ("bf16", "fp16") if flag not in config.unset and getattr(config.training, flag)}
+    asked |= {os.environ.get("ACCELERATE_MIXED_PRECISION", "no")} & {"bf16", "fp16"}
+    return families.check_precision(config.training, family, asked)
+
+
 def new_model(config: RunConfig, data: ReviewData, train):
     """The pretrained encoder with a new head for the task. A rating head starts at train's mean rating (its bias),
     not at 0: the first steps then learn from the reviews, not the scale."""
     model = load_classifier(config.model, data.label_names, data.task)
     data.task.save(model.config)
     if data.task.problem_type == tasks.REGRESSION:
-        head = getattr(model, "classifier", None) or getattr(model, "score", None)
-        last = head.out_proj if hasattr(head, "out_proj") else head  # RoBERTa-style heads end in out_proj
-        if isinstance(last, torch.nn.Linear) and last.bias is not None:
+        last = output_layer(model)
+        if last is not None and last.bias is not None:
             with torch.no_grad():
                 last.bias.fill_(float(np.mean(train["label"][:])))
     return model

@@ -141,6 +141,83 @@ def build_tiny_bert(folder: Path) -> Path:
     return folder
 
 
+# Encoder families the pipeline takes with no flag beyond --model_name_or_path (finetune/families.py), by
+# config.json model_type: ModernBERT stands for Ettin too (same architecture), deberta-v2 for DeBERTa-v3.
+FAMILIES = ("bert", "distilbert", "electra", "roberta", "deberta-v2", "modernbert")
+LETTERS = list("abcdefghijklmnopqrstuvwxyz.,!")
+
+
+def build_tiny(family: str, folder: Path, positions: int = 64) -> Path:
+    """A randomly initialised 2-layer model (hidden 32) of a family's architecture, with a tokenizer of the test
+    words of that family's kind: WordPiece (BERT, DistilBERT, ELECTRA), byte-level BPE (RoBERTa), SentencePiece
+    Unigram (DeBERTa-v3), a fast tokenizer with [CLS]/[SEP] and no token types (ModernBERT). `positions`: the
+    most tokens the model takes (ModernBERT's real checkpoints: 8,192)."""
+    import json
+
+    import torch
+    import transformers as tf
+    from tokenizers import ByteLevelBPETokenizer, Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    words = sorted(set(POSITIVE + NEGATIVE + FILLER))
+    if family in ("bert", "distilbert", "electra"):
+        vocab = folder / "vocab.txt"
+        vocab.write_text("\n".join(SPECIAL + words + LETTERS) + "\n")
+        kind = {"bert": tf.BertTokenizer, "distilbert": tf.DistilBertTokenizer, "electra": tf.ElectraTokenizer}[family]
+        tokenizer = kind(vocab=str(vocab), model_max_length=positions)
+    elif family == "roberta":
+        bpe = ByteLevelBPETokenizer()
+        bpe.train_from_iterator([" ".join(words)] * 3 + words, vocab_size=400, min_frequency=1, show_progress=False,
+                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+        model = json.loads(bpe._tokenizer.to_str())["model"]
+        merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
+        tokenizer = tf.RobertaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=positions)
+    elif family == "deberta-v2":
+        pieces = [(token, 0.0) for token in SPECIAL] + [("\u2581" + w, -1.0) for w in words]
+        tokenizer = tf.DebertaV2Tokenizer(vocab=pieces + [(c, -5.0) for c in LETTERS + ["\u2581"]],
+                                          model_max_length=positions)
+    elif family == "modernbert":
+        ids = {token: i for i, token in enumerate(SPECIAL + words + LETTERS)}
+        fast = Tokenizer(models.WordLevel(ids, unk_token="[UNK]"))
+        fast.normalizer, fast.pre_tokenizer = normalizers.Lowercase(), pre_tokenizers.Whitespace()
+        fast.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+            special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+        tokenizer = tf.PreTrainedTokenizerFast(
+            tokenizer_object=fast, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+            mask_token="[MASK]", model_max_length=positions, model_input_names=["input_ids", "attention_mask"])
+    else:
+        raise ValueError(family)
+    tokenizer.save_pretrained(folder)
+    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                pad_token_id=tokenizer.pad_token_id, vocab_size=len(tokenizer))
+    config = {
+        "bert": lambda: tf.BertConfig(max_position_embeddings=positions, **size),
+        "electra": lambda: tf.ElectraConfig(embedding_size=32, max_position_embeddings=positions, **size),
+        "distilbert": lambda: tf.DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=2,
+                                                  hidden_dim=64, max_position_embeddings=positions,
+                                                  pad_token_id=tokenizer.pad_token_id),
+        # fairseq's positions start after the padding id: 2 more than the tokens (finetune/truncation.py)
+        "roberta": lambda: tf.RobertaConfig(max_position_embeddings=positions + 2, type_vocab_size=1,
+                                            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
+                                            **size),
+        # DeBERTa-v3's own settings: relative positions only, no token type embeddings
+        "deberta-v2": lambda: tf.DebertaV2Config(
+            max_position_embeddings=positions, type_vocab_size=0, relative_attention=True, position_buckets=32,
+            max_relative_positions=-1, pos_att_type=["p2c", "c2p"], position_biased_input=False,
+            norm_rel_ebd="layer_norm", share_att_key=True, **size),
+        "modernbert": lambda: tf.ModernBertConfig(
+            max_position_embeddings=positions, local_attention=16, global_attn_every_n_layers=2,
+            cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id,
+            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, **size),
+    }[family]()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = tf.AutoModel.from_config(config)
+    model.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
