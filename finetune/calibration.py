@@ -78,9 +78,14 @@ def _fit(nll, rows: int, classes: int) -> TemperatureFit:
         else:
             low = left
     temperature = float(np.exp((low + high) / 2.0))
-    at_bound = min(abs(np.log(temperature) - b) for b in LOG_T_BOUNDS) < 1e-6
-    note = f"the search stopped at its bound T = {temperature:.3g} (validation separated by the model?)" if at_bound else ""
-    return TemperatureFit(temperature, True, note, float(nll(1.0)), float(nll(temperature)))
+    if min(abs(np.log(temperature) - b) for b in LOG_T_BOUNDS) < 1e-6:
+        # No minimum inside the bounds: validation is separated by the model (every review right, so the NLL only
+        # falls as T shrinks) or hopeless. A temperature at a bound would make test confidences extreme on the
+        # strength of nothing: the logits stay as they are.
+        return TemperatureFit(1.0, False, f"no temperature fitted: the validation NLL has no minimum between T = "
+                              f"{np.exp(LOG_T_BOUNDS[0]):.2g} and {np.exp(LOG_T_BOUNDS[1]):.2g} (validation separated "
+                              "by the model?)", float(nll(1.0)), float(nll(1.0)))
+    return TemperatureFit(temperature, True, "", float(nll(1.0)), float(nll(temperature)))
 
 
 def _softmax_nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:

@@ -394,6 +394,13 @@ class RunArguments:
             "share of reviews answered (coverage), on validation and test. 0 turns the 'unsure' answer off."
         },
     )
+    frozen_baseline: bool = field(
+        default=True,
+        metadata={"help": "After training: a logistic regression on the base model's frozen embeddings, scored on the "
+                  "same splits (the card shows what fine-tuning bought), and suspect_labels.csv (classes: reviews "
+                  "whose label is probably wrong, by cleanlab). One embedding pass over at most 20,000 train "
+                  "reviews and the scored splits; false skips it."},
+    )
     audit_only: bool = field(
         default=False,
         metadata={"help": "Audit the data (duplicates, test reviews also in train, conflicting and variant labels), "

@@ -50,6 +50,7 @@ class CardFacts:
     unseen: dict[str, dict] = field(default_factory=dict)  # split -> scores without its reviews also in train
     audit: dict[str, Any] | None = None  # the data audit (finetune/audit.AuditReport.to_json())
     small_validation: str = ""  # what the run did because validation was small (train.py), for the card
+    frozen: dict[str, Any] | None = None  # the frozen baseline and suspect labels (finetune/suspects.py)
 
     def __post_init__(self):
         if self.task is None:
@@ -193,6 +194,7 @@ def _body(facts: CardFacts) -> str:
         "## Training history (one row per epoch)\n\n" + _history_table(facts.history, facts.task),
         "## Final results\n\n" + _results_text(facts) + "\n\n" + _results_table(facts),
         _calibration_section(facts),
+        _frozen_section(facts),
         "" if facts.task.problem_type == tasks.REGRESSION else
         ("### Per label\n\n" if facts.task.problem_type == tasks.MULTI_LABEL else "### Per class\n\n")
         + _per_class_table(facts),
@@ -384,6 +386,30 @@ def _data_section(facts: CardFacts) -> str:
                  f"`predictions_{split}.csv`.")
     if facts.data_notes:
         text += "\n\n" + facts.data_notes
+    return text
+
+
+def _frozen_section(facts: CardFacts) -> str:
+    """The frozen baseline beside the fine-tuned scores, and the suspect labels' count."""
+    frozen = facts.frozen
+    if not frozen or not frozen.get("scores"):
+        return ""
+    metrics = [m for m in facts.task.headline if any(m in s for s in frozen["scores"].values())]
+    header = "| split | model | " + " | ".join(metrics) + " |\n|---|---|" + "---|" * len(metrics)
+    rows = []
+    for split, scores in frozen["scores"].items():
+        tuned = facts.scores.get(split, {})
+        rows.append(f"| {split} | fine-tuned | " + " | ".join(_fmt(tuned.get(m)) for m in metrics) + " |")
+        rows.append(f"| {split} | frozen baseline | " + " | ".join(_fmt(scores.get(m)) for m in metrics) + " |")
+    text = ("## What fine-tuning bought\n\nThe frozen baseline is a "
+            + ("ridge regression" if facts.task.problem_type == tasks.REGRESSION else "logistic regression")
+            + f" on the base model's mean-pooled embeddings (not fine-tuned), fitted on {frozen['train_reviews']:,} "
+            "training reviews, scored on the same splits:\n\n" + header + "\n" + "\n".join(rows))
+    found = frozen.get("suspects") or {}
+    if found:
+        text += (f"\n\n**Suspect labels.** {found['label_issues']:,} of {found['reviews']:,} reviews are flagged as "
+                 "probably mislabelled by cleanlab's confident learning, from the probabilities of the "
+                 f"{found['signals']} model(s); `suspect_labels.csv` lists every review, most suspect first.")
     return text
 
 

@@ -119,6 +119,7 @@ class RunOutcome:
     unseen: dict[str, dict] = field(default_factory=dict)  # split -> its scores without the reviews also in train
     audit: Any | None = None  # the data audit before training (finetune/audit.AuditReport)
     small_validation: str = ""  # what a too-small validation split changed (train.plan_small_validation)
+    frozen: dict | None = None  # the frozen baseline's scores and the suspect labels' summary (finetune/suspects.py)
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
@@ -141,6 +142,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             "calibration": outcome.calibration,
             # a split's scores on its reviews that are not also in train (the data audit's leaked rows left out)
             "unseen_scores": outcome.unseen,
+            # logistic regression on the base model's frozen embeddings, and the suspect labels (finetune/suspects.py)
+            "frozen_baseline": outcome.frozen,
             "label_names": data.label_names,
             # what a label is (finetune/tasks.py), and what the model saved with it: a rating's values seen in
             # train, a multi-label model's decision threshold (chosen on validation)
@@ -213,6 +216,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         unseen=outcome.unseen,
         audit=outcome.audit.to_json() if outcome.audit is not None else None,
         small_validation=outcome.small_validation,
+        frozen=outcome.frozen,
     )
     artifacts.write_text(output_dir / artifacts.CARD_FILE, build_card(facts).content)
     return facts

@@ -48,6 +48,7 @@ from finetune import (
     search,
     tasks,
     text_fields,
+    suspects,
     trust,
 )
 from finetune import truncation as truncating
@@ -65,7 +66,7 @@ from finetune.data import (
 from finetune.errors import UsageError
 from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import make_compute_metrics, score_task
-from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, output_layer
+from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, output_layer, resolve_model_path
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
 from finetune.report import RunOutcome, write_run_files
 
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
             if meter else []
         if not trainer.is_world_process_zero():
             return 0
+        frozen = frozen_baseline_and_suspects(config, prepared, trainer, evaluated, output_dir) \
+            if config.run.frozen_baseline else None
+        clock.lap("frozen_baseline_and_suspects") if frozen else None
         outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
                              repo_id=push_target.repo_id if push_target else None,
                              batches_in_pieces=trainer.batches_in_pieces,
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                              if prepared.class_weights else None,
                              intervals=evaluated.intervals, calibration=evaluated.calibration,
                              unseen=evaluated.unseen, audit=prepared.audit,
-                             small_validation=prepared.small_validation)
+                             small_validation=prepared.small_validation,
+                             frozen=frozen.to_json() if frozen else None)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
                                             update_card=False)
@@ -613,6 +618,66 @@ def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict
     unseen = {split: unseen_scores(task, outputs[split], restore_order(predicted[split].label_ids, orders[split]), rows)
               for split, rows in (leaked or {}).items() if rows and split in predicted}
     return Evaluated(scores, matrices, outputs, bounds, calibration, unseen)
+
+
+def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, trainer: Trainer, evaluated: "Evaluated",
+                                 output_dir: Path) -> suspects.FrozenResult | None:
+    """The base model's frozen baseline on the same splits, and (classes) suspect_labels.csv: finetune/suspects.py."""
+    started = time.perf_counter()
+    data, task, seed = prepared.data, prepared.data.task, config.training.seed
+    train = data.splits["train"]
+    rows = {"train": suspects.sample_rows(len(train), seed)}
+    rows.update({split: np.arange(len(data.splits[split])) for split in evaluated.outputs})
+    texts = {split: data.splits[split].select(r)["text"][:] for split, r in rows.items()}
+    labels = {split: np.asarray(data.splits[split].select(r)["label"][:]) for split, r in rows.items()}
+    try:
+        from transformers import AutoModel
+
+        base = AutoModel.from_pretrained(resolve_model_path(config.model), revision=config.model.model_revision,
+                                         cache_dir=config.model.cache_dir).eval()
+        vectors = {split: suspects.embed(base, prepared.tokenizer, texts[split], prepared.max_length)
+                   for split in rows}
+        del base
+        scores, frozen_outputs = suspects.frozen_baseline(task, vectors, labels, seed)
+    except Exception as err:  # numerical trouble or an architecture AutoModel cannot load: the run stands
+        logger.warning("the frozen baseline was not computed (%s: %s)", type(err).__name__, err)
+        return None
+    result = suspects.FrozenResult(scores, len(rows["train"]))
+    logger.info("frozen baseline (logistic regression on the base model's mean-pooled embeddings): %s", "; ".join(
+        f"{split} " + ", ".join(f"{m} {v:.4f}" for m, v in found.items()) for split, found in scores.items()))
+    if task.problem_type == tasks.SINGLE_LABEL:
+        result.suspects = rank_suspects(task, trainer, prepared, evaluated, rows, texts, labels, vectors, seed,
+                                        frozen_outputs, output_dir)
+    memory.release()
+    result.seconds = suspects.elapsed(started)
+    return result
+
+
+def rank_suspects(task, trainer, prepared, evaluated, rows, texts, labels, vectors, seed, frozen_outputs,
+                  output_dir: Path) -> dict:
+    """Every sampled train review and every scored review ranked by how likely its label is wrong."""
+    sorted_train, order = sort_by_length(prepared.tokenized["train"].select(rows["train"]))
+    finetuned = {"train": restore_order(task.outputs(trainer.predict(sorted_train).predictions), order)}
+    finetuned.update({split: np.asarray(values) for split, values in evaluated.outputs.items()})
+    try:
+        frozen = {"train": suspects.out_of_sample_probabilities(task, vectors["train"], labels["train"], seed),
+                  **frozen_outputs}
+    except ValueError as err:
+        logger.info("suspect labels from the fine-tuned model alone (%s)", err)
+        frozen = {}
+    found = []
+    for split in rows:
+        split_rows, _, _ = suspects.suspect_rows(task, split, texts[split], rows[split], labels[split],
+                                                 finetuned[split], frozen.get(split))
+        found += split_rows
+    found.sort(key=lambda row: row["score"])
+    suspects.write_suspects(output_dir, found)
+    issues = sum(row["label_issue"] for row in found)
+    logger.info("suspect labels: %d of %d reviews flagged by cleanlab; most suspect in %s", issues, len(found),
+                artifacts.SUSPECTS_FILE)
+    return {"reviews": len(found), "label_issues": issues, "signals": "fine-tuned + frozen (out-of-sample)"
+            if frozen else "fine-tuned", "top": [{k: row[k] for k in ("split", "row", "text", "label", "model_label",
+                                                                      "score")} for row in found[:suspects.SHOWN]]}
 
 
 def unseen_scores(task: tasks.Task, outputs: list, references: np.ndarray, leaked: list[int]) -> dict:
