@@ -34,12 +34,14 @@ from finetune.run_views import (  # noqa: E402
     MACRO_NOTE,
     RATING_NOTE,
     ServedModel,
+    calibration_view,
     evaluations_view,
     example_reviews,
     header_markdown,
     load_served_model,
     metrics_view,
     search_view,
+    suspects_view,
 )
 from finetune.serving import MAX_BATCH_ROWS, MAX_REVIEW_CHARS, MAX_UPLOAD_BYTES, InputProblem  # noqa: E402
 from finetune.truncation import READ_PARTS  # noqa: E402
@@ -287,6 +289,16 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
                 mistakes_box = gr.Markdown(mistakes_note)
                 mistakes_table = gr.Dataframe(mistakes, label="Most confidently wrong", interactive=False, wrap=True,
                                               column_widths=["92px", "92px", "84px"], elem_id="mistakes")
+            reliability, calibration_note = calibration_view(served)
+            with gr.Accordion("Calibration: can the confidences be taken at face value?", open=False,
+                              visible=not reliability.empty):
+                gr.Markdown(calibration_note)
+                gr.ScatterPlot(reliability, x="confidence", y="accuracy", color="series", x_lim=[0, 1], y_lim=[0, 1],
+                               title="Reliability", elem_id="reliability-plot")
+            suspects, suspects_note = suspects_view(served)
+            with gr.Accordion("Reviews whose label is probably wrong", open=False, visible=not suspects.empty):
+                gr.Markdown(suspects_note)
+                gr.Dataframe(suspects, label="Suspect labels", interactive=False, wrap=True, elem_id="suspects")
             refresh = gr.Button("Reload metrics")
             refresh.click(lambda: metrics_view(served), None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],

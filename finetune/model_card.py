@@ -332,13 +332,19 @@ def _calibration_section(facts: CardFacts) -> str:
     shown = ", ".join(f"{t:.2f}" for t in temperature) if per_label else f"{temperature:.2f}"
     rows = [f"| {split} | {report['ece_before'][split]:.3f} | {report['ece_after'][split]:.3f} |"
             for split in report["ece_after"]]
-    text = (f"## Calibration and confidence\n\nFine-tuned classifiers are usually over-confident. Temperature scaling "
-            f"(Guo et al. 2017) was fitted on validation after training: the logits are divided by "
-            f"**{shown}**{' (one per label)' if per_label else ''} before the {'sigmoid' if per_label else 'softmax'} "
-            "(`review_temperature` in config.json; this project's demo, `finetune.score` and ONNX snippet apply it, "
-            "a plain `pipeline` does not). It changes no prediction, only how sure the model says it is. Expected "
-            "calibration error (15 bins; lower is better):\n\n| split | ECE before | ECE after |\n|---|---|---|\n"
-            + "\n".join(rows))
+    if not any(report.get("fitted") or [True]):
+        text = ("## Calibration and confidence\n\nNo temperature was fitted on validation ("
+                + "; ".join(report.get("notes") or []) + "): the confidences are the model's own. Expected calibration "
+                "error (15 bins; lower is better):\n\n| split | ECE before | ECE after |\n|---|---|---|\n" + "\n".join(rows))
+        report = {**report, "notes": []}
+    else:
+        text = ("## Calibration and confidence\n\nFine-tuned classifiers are usually over-confident. Temperature scaling "
+                f"(Guo et al. 2017) was fitted on validation after training: the logits are divided by "
+                f"**{shown}**{' (one per label)' if per_label else ''} before the {'sigmoid' if per_label else 'softmax'} "
+                "(`review_temperature` in config.json; this project's demo, `finetune.score` and ONNX snippet apply it, "
+                "a plain `pipeline` does not). It changes no prediction, only how sure the model says it is. Expected "
+                "calibration error (15 bins; lower is better):\n\n| split | ECE before | ECE after |\n|---|---|---|\n"
+                + "\n".join(rows))
     if report.get("notes"):
         text += "\n\n" + " ".join(f"Note: {note}." for note in report["notes"])
     abstention = report.get("abstention")

@@ -50,6 +50,7 @@ class ServedModel:
     # per-review predictions of the run's scored splits (predictions_<split>.csv rows)
     test_predictions: list[dict] = field(default_factory=list)
     validation_predictions: list[dict] = field(default_factory=list)
+    suspects: list[dict] = field(default_factory=list)  # suspect_labels.csv: reviews whose label is probably wrong
 
     @property
     def is_hub_repo(self) -> bool:
@@ -99,6 +100,7 @@ RUN_FILE_READERS = {
     artifacts.SEARCH_FILE: (("search",), json.loads),
     artifacts.predictions_file("test"): (("test_predictions",), csv_records),
     artifacts.predictions_file("validation"): (("validation_predictions",), csv_records),
+    artifacts.SUSPECTS_FILE: (("suspects",), csv_records),
 }
 
 
@@ -215,7 +217,7 @@ def _header(served: ServedModel) -> str:
         else:
             said = (f"**{split.capitalize()} micro F1 {scores['f1_micro']:.1%}**, macro F1 {scores['f1']:.1%}, "
                     f"subset accuracy {scores['accuracy']:.1%}")
-        lines.append(f"{said}{size} the model never saw while training.")
+        lines.append(f"{said}{size} the model never saw while training." + _uncertainty(results, split, task))
     base = meta.get("base_model") or (served.config.get("model") or {}).get("model_name_or_path")
     facts = [f"Model `{served.model_id}`" + (f" at revision `{served.revision[:12]}`" if served.revision else "")]
     if base:
@@ -225,6 +227,74 @@ def _header(served: ServedModel) -> str:
     facts.append(f"served by {served.classifier.engine}")
     lines.append(" · ".join(facts))
     return "\n\n".join(lines)
+
+
+def _uncertainty(results: dict, split: str, task: tasks.Task) -> str:
+    """The header's second sentence: the headline figure's 95% interval, the score without leaked reviews, and
+    what the confidences mean (calibrated; "unsure" below a threshold)."""
+    said = []
+    metric = {tasks.SINGLE_LABEL: "accuracy", tasks.REGRESSION: "mae", tasks.MULTI_LABEL: "f1_micro"}[task.problem_type]
+    bounds = (results.get("intervals") or {}).get(split, {}).get(metric)
+    if bounds:
+        shown = (lambda v: f"{v:.3f}") if metric == "mae" else (lambda v: f"{v:.1%}")
+        said.append(f"95% interval {shown(bounds[0])} to {shown(bounds[1])} (bootstrap).")
+    unseen = (results.get("unseen_scores") or {}).get(split)
+    if unseen and unseen.get("scores", {}).get(metric) is not None:
+        value = unseen["scores"][metric]
+        said.append(f"{unseen['leaked']:,} {split} reviews are also in the training data; on the other "
+                    f"{unseen['reviews']:,}: {value:.3f}." if metric == "mae" else
+                    f"{unseen['leaked']:,} {split} reviews are also in the training data; on the other "
+                    f"{unseen['reviews']:,}: {value:.1%}.")
+    abstention = (results.get("calibration") or {}).get("abstention") or {}
+    if abstention.get("threshold") is not None and split in abstention:
+        answered = abstention[split]
+        said.append(f"Confidences are calibrated; below {abstention['threshold']:.2f} the answer is *unsure* "
+                    f"({answered['coverage']:.0%} of {split} reviews answered, {answered['precision']:.1%} of them right).")
+    return (" " + " ".join(said)) if said else ""
+
+
+def calibration_view(served: ServedModel) -> tuple[pd.DataFrame, str]:
+    """The reliability plot's points (per confidence bin: mean confidence against accuracy, with the diagonal a
+    calibrated model would follow) and a note with the temperature and ECE before/after."""
+    report = served.results.get("calibration") if isinstance(served.results, dict) else None
+    empty = pd.DataFrame({"confidence": [], "accuracy": [], "series": []})
+    if not report:
+        return empty, "No calibration: ratings have no class probabilities, or the run predates it."
+    try:
+        split = "test" if "test" in report["reliability"] else "validation"
+        points = [{"confidence": b["confidence"], "accuracy": b["accuracy"], "series": f"{split} (calibrated)"}
+                  for b in report["reliability"][split] if b["count"]]
+        points += [{"confidence": x, "accuracy": x, "series": "perfectly calibrated"} for x in (0.0, 1.0)]
+        temperature = report["temperature"]
+        shown = ", ".join(f"{t:.2f}" for t in temperature) if isinstance(temperature, list) else f"{temperature:.2f}"
+        fitted = all(report.get("fitted") or [True])
+        how = (f"Temperature **{shown}**, fitted on validation." if fitted else
+               "No temperature was fitted (" + "; ".join(report.get("notes") or []) + "): the model's own confidences.")
+        note = (how + " Expected calibration error (lower is better): "
+                + "; ".join(f"{s} {report['ece_before'][s]:.3f} before, {report['ece_after'][s]:.3f} after"
+                            for s in report["ece_after"]) + ". On the plot, a calibrated model's points lie on the "
+                "diagonal: of the reviews it gives 0.8, 80% are right.")
+    except SHAPE_ERRORS as err:
+        return empty, f"`{artifacts.RESULTS_FILE}`: its calibration could not be shown ({describe(err)})."
+    return pd.DataFrame(points), note
+
+
+def suspects_view(served: ServedModel, shown: int = 20) -> tuple[pd.DataFrame, str]:
+    """The reviews whose label is most probably wrong (suspect_labels.csv), most suspect first."""
+    rows = served.suspects
+    if not rows:
+        return pd.DataFrame(), "This run ranked no labels (`suspect_labels.csv`: classes only, `--frozen_baseline`)."
+    try:
+        flagged = sum(row["label_issue"] == "True" for row in rows)
+        table = pd.DataFrame([{"split": r["split"], "label": r["label"], "model says": r["model_label"],
+                               "label quality": round(float(r["score"]), 3), "review": r["text"]} for r in rows[:shown]])
+    except SHAPE_ERRORS as err:
+        return pd.DataFrame(), f"`{artifacts.SUSPECTS_FILE}` could not be shown ({describe(err)})."
+    note = (f"**{flagged:,} of {len(rows):,}** reviews are flagged by cleanlab as probably mislabelled. The "
+            f"{len(table)} with the lowest label quality (the probability given to their own label, by the fine-tuned "
+            "model and a baseline that never saw them) are below: check their labels before trusting a score "
+            "that counts them.")
+    return table, note
 
 
 def example_reviews(served: ServedModel, fallback: list[str]) -> list:
@@ -356,6 +426,11 @@ def evaluations_view(served: ServedModel) -> tuple[pd.DataFrame, pd.DataFrame, s
     table = pd.DataFrame([{"true label": m["label"], "predicted": m["predicted_label"],
                            "confidence": round(m["confidence"], 4), "review": m["text"]}
                           for m in wrong[:MISTAKES_SHOWN]])
+    flagged = {row.get("text") for row in served.suspects if row.get("split") == split and row.get("label_issue") == "True"}
+    if flagged and not table.empty:  # a confident mistake on a mislabelled review is the label's mistake
+        table["label suspect"] = table["review"].isin(flagged)
+        note += (f" {int(table['label suspect'].sum())} of them are flagged as probably mislabelled (`label suspect`): "
+                 "there the model may be right.")
     return evaluations, table, note
 
 
