@@ -135,3 +135,40 @@ def test_a_tiny_validation_split_picks_no_epoch_and_says_so(tiny_bert, tmp_path,
     card = (out / artifacts.CARD_FILE).read_text()
     assert f"Validation has {reviews} reviews, fewer than {MIN_VALIDATION_REVIEWS}" in card
     assert results["calibration"]["temperature"] == 1.0  # too few to fit a temperature on
+
+
+def test_suspect_labels_find_flipped_training_labels_well_above_chance(tiny_bert, tmp_path):
+    import csv
+    import random
+
+    rows = make_reviews(200, seed=21)
+    flipped = set(random.Random(0).sample(range(len(rows)), 20))  # 10%: chance precision is 0.10
+    for i in flipped:
+        rows[i] = {**rows[i], "label": "negative" if rows[i]["label"] == "positive" else "positive"}
+    files = {"train": write_csv(tmp_path / "train.csv", rows),
+             "validation": write_csv(tmp_path / "validation.csv", make_reviews(60, seed=22))}
+    out = tmp_path / "run"
+    assert main(tiny_run_args(tiny_bert, files, out, "--num_train_epochs", "4")) == 0
+    with open(out / artifacts.SUSPECTS_FILE, newline="") as handle:
+        suspects = [r for r in csv.DictReader(handle) if r["split"] == "train"]
+    assert len(suspects) == 200
+    top = [int(r["row"]) for r in suspects[:20]]  # the file is most suspect first
+    assert len(flipped.intersection(top)) / 20 >= 0.5, top
+    for r in suspects:  # each row names its review and its (flipped or not) label as the training file has them
+        assert r["text"] == rows[int(r["row"])]["text"] and r["label"] == rows[int(r["row"])]["label"]
+    frozen = artifacts.read_json(out, artifacts.RESULTS_FILE)["frozen_baseline"]
+    assert set(frozen["scores"]) == {"validation"} and frozen["train_reviews"] == 200
+    assert "## What fine-tuning bought" in (out / artifacts.CARD_FILE).read_text()
+
+
+def test_label_spellings_inside_lists_of_several_labels_are_one_label(tiny_bert, tmp_path, capsys):
+    rows = [{"text": r["text"], "label": json.dumps(["Food", "service"] if i % 3 == 0 else
+                                                    ["food "] if i % 3 == 1 else ["service"])}
+            for i, r in enumerate(make_reviews(60, seed=23))]
+    files = {"train": write_csv(tmp_path / "train.csv", rows)}
+    assert main(tiny_run_args(tiny_bert, files, tmp_path / "never", "--problem_type", "multi_label",
+                              "--audit_only", "true")) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{"):])
+    # (a list's labels lose their surrounding spaces as they are read); a tie goes to the spelling seen first
+    assert report["label_variants"] == {"Food": ["Food", "food"]}
