@@ -426,6 +426,12 @@ def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
     args, defaults = config.training, config.device_defaults
     if defaults is None or not defaults.probe_precision:
         return defaults.reasons.get("precision", "") if defaults else ""
+    flags = machine.cpu_flags()
+    if flags and not machine.bf16_flags(flags):
+        # No bf16 instruction at all: autocast emulates bf16, and one probe step of long reviews took 260 s against
+        # fp32's 12 s on such an AMD EPYC (minutes of probing before training). The probe is for CPUs that have it.
+        precision.apply(args, False)
+        return "fp32: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so bf16 would be emulated; no probe"
     shared: list = [None]
     if args.process_index == 0:
         shared[0] = precision.decide(model, train, DataCollatorWithPadding(tokenizer), args.per_device_train_batch_size,

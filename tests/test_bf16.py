@@ -178,6 +178,32 @@ def finetune_log():
     logger.removeHandler(handler)
 
 
+@pytest.fixture
+def bf16_cpu(monkeypatch):
+    """A CPU that lists avx512_bf16, whatever this machine is: the probe runs (on one without bf16 instructions it
+    is skipped, tests below), so that these tests mean the same on every CPU kind."""
+    from finetune import machine
+
+    monkeypatch.setattr(machine, "cpu_flags", lambda cpuinfo=None: ["avx2", "avx512_bf16", "avx512f"])
+
+
+def test_a_cpu_without_bf16_instructions_trains_in_fp32_without_a_probe(tiny_bert, review_files, tmp_path,
+                                                                       monkeypatch, finetune_log):
+    from finetune import machine
+
+    monkeypatch.setattr(machine, "cpu_flags", lambda cpuinfo=None: ["avx", "avx2", "fma", "sse4_2"])
+
+    def no_probe(model, batch):
+        raise AssertionError("no bf16 instructions: no probe")
+
+    monkeypatch.setattr(precision, "measure", no_probe)
+    out = tmp_path / "run"
+    assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1")) == 0
+    summary = next(line for line in finetune_log if line.startswith("Device: CPU"))
+    assert "fp32: this CPU has no bf16 instructions" in summary
+    assert "bf16: false" in (out / artifacts.CONFIG_FILE).read_text()
+
+
 def probed_args(tiny_bert, review_files, out, *extra):
     """tiny_run_args without its --bf16 false: the precision is left to the probe."""
     args = tiny_run_args(tiny_bert, review_files, out, *extra)
@@ -185,7 +211,7 @@ def probed_args(tiny_bert, review_files, out, *extra):
     return args[:at] + args[at + 2:]
 
 
-def test_a_probed_run_trains_exactly_as_the_same_explicit_choice(tiny_bert, review_files, tmp_path, monkeypatch,
+def test_a_probed_run_trains_exactly_as_the_same_explicit_choice(bf16_cpu, tiny_bert, review_files, tmp_path, monkeypatch,
                                                                  finetune_log):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty probe cache
     assert main(probed_args(tiny_bert, review_files, tmp_path / "probed")) == 0
@@ -203,7 +229,7 @@ def test_a_probed_run_trains_exactly_as_the_same_explicit_choice(tiny_bert, revi
             == artifacts.read_json(tmp_path / "explicit", artifacts.HISTORY_FILE))
 
 
-def test_a_probe_that_finds_bf16_faster_trains_in_bf16_and_says_so(tiny_bert, review_files, tmp_path, monkeypatch,
+def test_a_probe_that_finds_bf16_faster_trains_in_bf16_and_says_so(bf16_cpu, tiny_bert, review_files, tmp_path, monkeypatch,
                                                                    finetune_log):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setattr(precision, "measure", lambda model, batch: (0.150, 0.100, 3))
@@ -281,7 +307,7 @@ def test_a_probe_batch_of_reviews_at_the_maximum_length_stays_within_the_model(t
 
 
 @pytest.mark.parametrize("words", [62, 150])  # 62 words + [CLS] + [SEP]: exactly the tiny BERT's 64; 150: far past it
-def test_the_default_path_trains_on_reviews_at_and_past_the_maximum_length(tiny_bert, tmp_path, monkeypatch,
+def test_the_default_path_trains_on_reviews_at_and_past_the_maximum_length(bf16_cpu, tiny_bert, tmp_path, monkeypatch,
                                                                          finetune_log, words):
     from conftest import write_csv
 
