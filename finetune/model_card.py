@@ -159,6 +159,20 @@ def _usage(facts: CardFacts, repo: str) -> str:
     else:
         code = (f'classifier = pipeline("text-classification", model="{repo}", top_k=None)\n'
                 f"print(classifier({review}))")
+        temperature = task.temperature if isinstance(task.temperature, float) else 1.0
+        if temperature != 1.0 and len(facts.text_fields) == 1:
+            code += ("  # the model's own probabilities\n\n"
+                     "# Calibrated, as this project's demo shows them: the logits divided by the temperature fitted on\n"
+                     "# validation (config.json's review_temperature), and 'unsure' below review_min_confidence\n"
+                     "import torch\nfrom transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+                     f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+                     f'model = AutoModelForSequenceClassification.from_pretrained("{repo}").eval()\n'
+                     "with torch.no_grad():\n"
+                     f"    logits = model(**tokenizer([{review}], truncation=True, return_tensors=\"pt\")).logits\n"
+                     "probabilities = (logits / model.config.review_temperature).softmax(-1)[0]\n"
+                     "confidence, label = probabilities.max(-1)\n"
+                     "unsure = confidence < (model.config.review_min_confidence or 0.0)\n"
+                     "print(\"unsure\" if unsure else model.config.id2label[int(label)], round(float(confidence), 3))")
     return ("## How to use\n\n```python\nfrom transformers import pipeline\n\n" + code + "\n```\n\n"
             + (note + "\n\n" if note else "") + f"Or serve it with this project's demo: `MODEL_ID={repo} python app.py`.")
 

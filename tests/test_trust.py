@@ -96,12 +96,30 @@ def test_every_figure_has_its_interval_in_results_card_and_summary(trained_run):
     assert f"{results['scores']['test']['accuracy']:.4f} ({low:.3f}-{high:.3f})" in card  # the results table
 
 
-def test_the_fitted_temperature_is_saved_and_applied_by_the_serving_path(learnt_run):
+@pytest.fixture(scope="module")
+def overconfident_run(tiny_bert, review_files, tmp_path_factory):
+    """The tiny BERT trained 10 epochs on clean reviews (sure of itself: validation loss about 0.06 on clean data),
+    validated on reviews of which one in six is labelled wrong: it is over-confident there, as fine-tuned models are
+    on real data, and validation has a calibration to fit (a model that gets every validation review right has
+    none: its NLL only falls as the temperature shrinks)."""
+    folder = tmp_path_factory.mktemp("overconfident")
+    rows = make_reviews(120, seed=31)
+    rows = [{**r, "label": {"positive": "negative", "negative": "positive"}[r["label"]]} if i % 6 == 0 else r
+            for i, r in enumerate(rows)]
+    files = {**review_files, "validation": write_csv(folder / "validation.csv", rows)}
+    out = folder / "run"
+    assert main(tiny_run_args(tiny_bert, files, out, "--num_train_epochs", "10", "--load_best_model_at_end", "false",
+                              "--export_onnx", "true")) == 0  # the last, surest epoch
+    return out
+
+
+def test_the_fitted_temperature_is_saved_and_applied_by_the_serving_path(overconfident_run):
+    learnt_run = overconfident_run
     results = artifacts.read_json(learnt_run, artifacts.RESULTS_FILE)
     calibration = results["calibration"]
     temperature = calibration["temperature"]
     config = json.loads((learnt_run / "config.json").read_text())
-    assert config["review_temperature"] == temperature and temperature != 1.0
+    assert config["review_temperature"] == temperature and temperature > 1.0  # softened: it was over-confident
     # the learnt model is over-confident on validation; the temperature lowers its calibration error there
     assert calibration["ece_after"]["validation"] < calibration["ece_before"]["validation"]
     texts = ["great superb film really", "awful dull plot and the cast"]
@@ -172,3 +190,16 @@ def test_label_spellings_inside_lists_of_several_labels_are_one_label(tiny_bert,
     report = json.loads(printed[printed.index("{"):])
     # (a list's labels lose their surrounding spaces as they are read); a tie goes to the spelling seen first
     assert report["label_variants"] == {"Food": ["Food", "food"]}
+
+
+def test_the_cards_calibrated_snippet_runs_and_gives_the_served_confidence(overconfident_run, capsys):
+    learnt_run = overconfident_run
+    card = (learnt_run / artifacts.CARD_FILE).read_text()
+    code = card.split("## How to use\n\n```python\n", 1)[1].split("\n```", 1)[0]
+    assert "review_temperature" in code
+    exec(compile(code, "card-snippet", "exec"), {})  # noqa: S102 - the card's own snippet, on the run's own folder
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    served = ReviewClassifier(learnt_run, engine="pytorch").predict_one("The food was great and the staff were lovely.")
+    label, confidence = printed.split()
+    assert label == ("unsure" if served.unsure else served.label)
+    assert float(confidence) == pytest.approx(served.scores[served.label], abs=1e-3)
