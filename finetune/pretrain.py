@@ -47,7 +47,7 @@ class PretrainArguments:
         "help": "A CSV/JSON/Parquet file of more reviews (its --text_column_name column), read besides the training "
         "split. Never pass a validation or test split here: the scores would no longer be held out."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the texts."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear decay, 6% warmup)."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear decay, 6%% warmup)."})
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Texts per step."})
     mlm_probability: float = field(default=0.15, metadata={"help": "Share of word pieces masked (BERT: 0.15)."})
     seed: int = field(default=42, metadata={
@@ -71,6 +71,8 @@ def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, Pretrain
     try:
         model, data, run = parser.parse_args_into_dataclasses(argv)
     except SystemExit as exit_:
+        if exit_.code in (0, None):  # --help printed the usage: nothing went wrong
+            raise
         raise UsageError("see the message above; `python -m finetune.pretrain --help` lists the flags") from exit_
     data_files.check_files(data)
     if run.unlabelled_file is not None:
