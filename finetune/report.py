@@ -120,6 +120,7 @@ class RunOutcome:
     audit: Any | None = None  # the data audit before training (finetune/audit.AuditReport)
     small_validation: str = ""  # what a too-small validation split changed (train.plan_small_validation)
     frozen: dict | None = None  # the frozen baseline's scores and the suspect labels' summary (finetune/suspects.py)
+    precision_fallback: str = ""  # a non-finite loss in mixed precision, and how training went on (train.py)
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
@@ -166,6 +167,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             "peak_memory_gb": outcome.peak_memory_gb,  # the main process's peak resident memory after each phase
             # training batches over --max_train_batch_tokens, run in pieces (main process)
             "batches_in_pieces": outcome.batches_in_pieces,
+            # a non-finite loss in bf16/fp16: where training went back to, in fp32 ("" when none)
+            "precision_fallback": outcome.precision_fallback,
             "onnx": dataclasses.asdict(outcome.onnx_copy) if outcome.onnx_copy else None,
             # wall time, hardware, energy (kWh, by part), CO2-equivalent (g) and how they were obtained
             "cost": dataclasses.asdict(outcome.cost) if outcome.cost else None,
@@ -193,7 +196,8 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         history=history,
         scores=scores,
         confusion_matrices=confusion_matrices,
-        hyperparameters=hyperparameters(config, outcome.max_seq_length, outcome.world_size, outcome.class_weights),
+        hyperparameters={**hyperparameters(config, outcome.max_seq_length, outcome.world_size, outcome.class_weights),
+                         **({"precision_fallback": outcome.precision_fallback} if outcome.precision_fallback else {})},
         framework_versions=framework_versions(),
         best_metric=config.training.metric_for_best_model or "loss",
         dropped_rows=data.dropped,

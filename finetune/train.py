@@ -15,6 +15,7 @@
 
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -72,7 +73,7 @@ from finetune.report import RunOutcome, write_run_files
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED = 2, 3, 4
+EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED, EXIT_DIVERGED = 2, 3, 4, 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,13 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         hyperparameter_search(config, prepared)
         clock.lap("hyperparameter_search")
     banner(f"Training on {len(tokenized['train']):,} reviews: {describe_task(data.task)}")
+    precision_fallback = ""
     trainer = build_trainer(config, prepared)
     trainer.add_callback(FirstStepClock(prepared_at))
     pusher = checkpoint_pusher(config, push_target)
     if pusher:
         trainer.add_callback(pusher)
+    guard = NonFiniteGuard()
+    trainer.add_callback(guard)
     try:
         trainer.train(resume_from_checkpoint=resume)  # its end waits for the checkpoint pushes
+        if guard.tripped:
+            trainer, precision_fallback = train_again_in_fp32(config, prepared, guard, pusher)
+    except UsageError as err:  # diverged in fp32: nothing to fall back to
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_DIVERGED
     except BaseException:
         if (output_dir / artifacts.PREVIOUS_RUN_DIR).exists() and trainer.is_world_process_zero():
             print(f"error: training stopped; the run this one was replacing is kept in "
@@ -156,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                              intervals=evaluated.intervals, calibration=evaluated.calibration,
                              unseen=evaluated.unseen, audit=prepared.audit,
                              small_validation=prepared.small_validation,
-                             frozen=frozen.to_json() if frozen else None)
+                             frozen=frozen.to_json() if frozen else None, precision_fallback=precision_fallback)
         if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
             outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
                                             update_card=False)
@@ -192,6 +201,68 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Pushed: {url}")
     print_summary(output_dir, data, evaluated, clock)
     return 0
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Stops training at the first logged loss or gradient norm that is not finite (bf16 and fp16 runs of some
+    BERT-family set-ups produce NaN), before that step's checkpoint is saved: every checkpoint on disk holds finite
+    weights. A loss is logged at least at every epoch's end (LogLossAtEpochEnd), before the epoch's checkpoint."""
+
+    def __init__(self):
+        self.tripped, self.step, self.what = False, None, ""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = [name for name in ("loss", "grad_norm") if name in (logs or {}) and not math.isfinite(float(logs[name]))]
+        if bad and not self.tripped:
+            self.tripped, self.step = True, state.global_step
+            self.what = f"{bad[0]} {logs[bad[0]]} at step {state.global_step}"
+            control.should_training_stop, control.should_save, control.should_evaluate = True, False, False
+        return control
+
+
+def train_again_in_fp32(config: RunConfig, prepared: "Prepared", guard: NonFiniteGuard, pusher) -> tuple[Trainer, str]:
+    """After a non-finite loss in mixed precision: back to the last checkpoint before it (or the start) and on in
+    fp32, keeping what was trained; returns the new trainer and the card's sentence. In fp32 there is nothing to
+    fall back to: the run stops with its checkpoints kept."""
+    args = config.training
+    was = args.mixed_precision
+    if was == "no":
+        raise UsageError(f"training diverged in fp32 ({guard.what}): lower --learning_rate (or raise --warmup_steps) "
+                         f"and resume with --resume_from_checkpoint true; the checkpoints in {args.output_dir} are kept.")
+    checkpoint = last_checkpoint_before(Path(args.output_dir), guard.step)
+    note = (f"a non-finite {guard.what} in {was}: training went back to "
+            f"{Path(checkpoint).name if checkpoint else 'its start'} and went on in fp32")
+    logger.warning("%s (the card says so)", note)
+    args.fp16 = False
+    precision.apply(args, False)
+    # accelerate keeps one AcceleratorState per process and refuses another precision in it; the distributed part
+    # (PartialState: the process group) stays as it is.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    if checkpoint is None:  # nothing finite was saved: a new head on the pretrained encoder, seeded as before
+        set_seed(args.seed)
+        prepared.model = new_model(config, prepared.data, prepared.tokenized["train"])
+    trainer = build_trainer(config, prepared)
+    again = NonFiniteGuard()
+    trainer.add_callback(again)
+    if pusher:
+        trainer.add_callback(pusher)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if again.tripped:
+        raise UsageError(f"training diverged in fp32 too ({again.what}), after {note}: lower --learning_rate and "
+                         f"resume with --resume_from_checkpoint true; the checkpoints in {args.output_dir} are kept.")
+    return trainer, note
+
+
+def last_checkpoint_before(output_dir: Path, step: int) -> str | None:
+    """The newest complete checkpoint (trainer_state.json written) saved before `step`."""
+    found = []
+    for folder in output_dir.glob("checkpoint-*"):
+        number = folder.name.removeprefix("checkpoint-")
+        if number.isdigit() and int(number) < step and (folder / "trainer_state.json").is_file():
+            found.append((int(number), folder))
+    return str(max(found)[1]) if found else None
 
 
 class FirstStepClock(TrainerCallback):

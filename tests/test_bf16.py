@@ -2,6 +2,7 @@
 what the GPU supports (finetune/machine.py); an explicit flag always wins; and what a bf16 run records."""
 
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -320,3 +321,54 @@ def test_the_default_path_trains_on_reviews_at_and_past_the_maximum_length(bf16_
     assert f"reviews x {64 - precision.MAX_REPEATS} tokens" in summary
     results = artifacts.read_json(out, artifacts.RESULTS_FILE)
     assert set(results["scores"]) >= {"validation", "test"}
+
+
+# --- a non-finite loss in mixed precision (issue 25 §4) -------------------------------------------------
+
+
+def test_a_non_finite_loss_in_bf16_goes_back_to_the_last_checkpoint_and_on_in_fp32(tiny_bert, review_files, tmp_path,
+                                                                                  monkeypatch, finetune_log):
+    from finetune.batching import ReviewTrainer
+
+    compute_loss = ReviewTrainer.compute_loss
+
+    def nan_in_bf16_from_step_8(self, model, inputs, *args, **kwargs):
+        result = compute_loss(self, model, inputs, *args, **kwargs)
+        if self.args.bf16 and self.state.global_step >= 8:  # epoch 2 of 6 steps each: a NaN, as bf16 can give
+            loss = result[0] if isinstance(result, tuple) else result
+            loss = loss * float("nan")
+            return (loss, *result[1:]) if isinstance(result, tuple) else loss
+        return result
+
+    monkeypatch.setattr(ReviewTrainer, "compute_loss", nan_in_bf16_from_step_8)
+    out = tmp_path / "run"
+    assert main(tiny_run_args(tiny_bert, review_files, out, "--bf16", "true", "--num_train_epochs", "6")) == 0
+    note = next(line for line in finetune_log if line.startswith("a non-finite")).removesuffix(" (the card says so)")
+    assert "in bf16: training went back to checkpoint-6 and went on in fp32" in note
+    history = artifacts.read_json(out, artifacts.HISTORY_FILE)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert all(math.isfinite(row["train_loss"]) and math.isfinite(row["eval_loss"]) for row in history)
+    results = artifacts.read_json(out, artifacts.RESULTS_FILE)
+    assert results["precision_fallback"] == note  # the loss or the gradient norm, whichever was logged first
+    assert results["scores"]["validation"]["accuracy"] >= 0.8  # what was trained was kept, and it learnt
+    card = (out / artifacts.CARD_FILE).read_text()
+    assert f"precision_fallback: {note}" in card and "mixed_precision: no" in card
+
+
+def test_a_non_finite_loss_in_fp32_stops_with_the_checkpoints_kept(tiny_bert, review_files, tmp_path, monkeypatch,
+                                                                   capsys):
+    from finetune.batching import ReviewTrainer
+
+    compute_loss = ReviewTrainer.compute_loss
+
+    def nan_from_step_8(self, model, inputs, *args, **kwargs):
+        result = compute_loss(self, model, inputs, *args, **kwargs)
+        if self.state.global_step >= 8:
+            return result * float("nan") if not isinstance(result, tuple) else (result[0] * float("nan"), *result[1:])
+        return result
+
+    monkeypatch.setattr(ReviewTrainer, "compute_loss", nan_from_step_8)
+    out = tmp_path / "run"
+    assert main(tiny_run_args(tiny_bert, review_files, out, "--num_train_epochs", "3")) == 5
+    assert "error: training diverged in fp32 (" in capsys.readouterr().err
+    assert (out / "checkpoint-6" / "trainer_state.json").is_file()
