@@ -179,15 +179,13 @@ def score_plot_title(task) -> str:
     return "Validation " + " and ".join(task.headline[:2]) + " per epoch"
 
 
-class ColumnDropdown(gr.Dropdown):
-    """The review column: any name is taken (allow_custom_value), and the API schema says so. Gradio 6.31 lists a
-    dropdown's choices as the input's enum, empty until a file is uploaded: an MCP server enforces it and would
-    refuse every column an agent names."""
-
-    is_template = True  # the page draws it as the dropdown it is
-
-    def api_info(self) -> dict:
-        return {"type": "string"}
+def any_column(dropdown: gr.Dropdown) -> gr.Dropdown:
+    """The review column dropdown, whose API schema says it takes any name, as it does (allow_custom_value).
+    Gradio 6.31 lists a dropdown's choices as the input's enum, empty until a file is uploaded: an MCP server
+    enforces it and would refuse every column an agent names. (Overridden on the instance: a subclass of a
+    component makes gradio write a .pyi file next to this one.)"""
+    dropdown.api_info = lambda: {"type": "string"}
+    return dropdown
 
 
 def endpoint_tools(served: ServedModel, run_file_job) -> dict[str, object]:
@@ -221,7 +219,7 @@ def endpoint_tools(served: ServedModel, run_file_job) -> dict[str, object]:
             run_file_job, "classify_batch",
             f"Classify every review of a file: a CSV, an Excel workbook (.xlsx, first sheet) or a text file with one "
             f"review per line; up to {MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
-            {"file_path": "the file of reviews",
+            {"file_path": "the file of reviews (.csv, .xlsx or .txt)",
              "column": "the column of reviews, by its name in the header; an empty string picks the one named text, "
                        "review or content, else the one with the longest texts"},
             ["table: the file's other columns, the review, the prediction and each class's probability, one row per "
@@ -320,14 +318,16 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
                     **model_calls)
         with gr.Tab("Batch"):
             gr.Markdown(f"Upload a CSV or an Excel workbook (.xlsx, its first sheet; the review column is picked "
-                        f"for you; change it if needed) or a text file with one review per line. Up to {MAX_BATCH_ROWS:,} reviews and "
-                        f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review longer than {MAX_REVIEW_CHARS:,} "
+                        f"for you; change it if needed) or a text file with one review per line. Up to "
+                        f"{MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review longer than "
+                        f"{MAX_REVIEW_CHARS:,} "
                         "characters is cut to its beginning. The file's other columns are kept. One file at a time.")
             upload = gr.File(label="Reviews file", file_types=[".csv", ".xlsx", ".txt"], type="filepath")
             if len(fields) > 1:
                 gr.Markdown(f"This model reads the columns **{', '.join(fields)}** of each review: the CSV needs all "
                             "of them.")
-            column = ColumnDropdown(label="Review column", choices=[], allow_custom_value=True, visible=len(fields) == 1)
+            column = any_column(gr.Dropdown(label="Review column", choices=[], allow_custom_value=True,
+                                            visible=len(fields) == 1))
             run_batch = gr.Button("Classify file", variant="primary")
             batch_note = gr.Markdown()
             table = gr.Dataframe(label="Predictions", interactive=False)

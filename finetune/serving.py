@@ -110,7 +110,7 @@ def _sheet_batch(path: Path, column: str | None) -> BatchFile:
         sheet = read_sheet(path, how_to_choose="move the sheet of reviews first in the workbook",
                            max_rows=MAX_BATCH_ROWS)
     except WorkbookProblem as err:
-        raise InputProblem(f"The workbook: {err}") from None
+        raise InputProblem(str(err)[:1].upper() + str(err)[1:]) from None
     if not sheet.rows:
         raise InputProblem("The sheet has a header but no rows of reviews.")
     if len(sheet.rows) > MAX_BATCH_ROWS:  # read_sheet stopped one row past the limit
