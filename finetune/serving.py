@@ -107,7 +107,7 @@ def _text_batch(raw: bytes, suffix: str, column: str | None) -> BatchFile:
 def _sheet_batch(path: Path, column: str | None) -> BatchFile:
     """The first sheet, read as a CSV would be (every cell as text); no more rows than the limit allows."""
     try:
-        sheet = read_sheet(path, how_to_choose="move the sheet of reviews first in the workbook",
+        sheet = read_sheet(path, how_to_choose="move the sheet that holds them first in the workbook",
                            max_rows=MAX_BATCH_ROWS)
     except WorkbookProblem as err:
         raise InputProblem(str(err)[:1].upper() + str(err)[1:]) from None

@@ -42,7 +42,8 @@ class Sheet:
         return [{name: cell_text(value) for name, value in zip(self.header, row)} for row in self.rows]
 
 
-def read_sheet(path: str | Path, sheet: str | None = None, how_to_choose: str = "pass --sheet NAME",
+def read_sheet(path: str | Path, sheet: str | None = None,
+               how_to_choose: str = "pass --sheet NAME for the sheet that holds them",
                max_rows: int | None = None) -> Sheet:
     """The sheet named `sheet` (default: the first) of the workbook at `path`.
 
@@ -107,7 +108,7 @@ def _table(name: str, rows, names: list[str], how_to_choose: str, max_rows: int 
         if len(names) == 1:
             choose = ""
         else:
-            choose = f", or {how_to_choose} for the sheet that holds them (its sheets: {_listed(names)})"
+            choose = f", or {how_to_choose} (its sheets: {_listed(names)})"
         raise WorkbookProblem(f"sheet {name!r} is empty. Put the reviews in it, one per row under a header row "
                               f"that names the columns (e.g. text, label){choose}.")
     width = max([len(header), *(len(row) for row in body)])

@@ -700,6 +700,12 @@ def test_mcp_classify_tool_answers_with_the_models_label(mcp_app):
 
     label, note = _tool_answer(_mcp(url, classify))
     expected = ReviewClassifier(folder).predict_one(text)
+
+    async def classify_blank(session):
+        return await session.call_tool("classify", {"review": "   "})
+
+    refused = _mcp(url, classify_blank)  # the page's refusal, as an error result
+    assert refused.isError and "Type or paste a review first." in refused.content[0].text
     assert label["label"] == expected.label
     scores = {c["label"]: c["confidence"] for c in label["confidences"]}
     assert scores == pytest.approx(expected.scores, abs=1e-4)
