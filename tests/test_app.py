@@ -385,7 +385,7 @@ def test_model_calls_share_one_limit_and_the_queue_cannot_be_skipped(held_app, t
 def test_build_demo_puts_every_model_call_in_one_concurrency_group(trained_run):
     demo = app.build_demo(load_served_model(str(trained_run)))
     model_calls = [fn for fn in demo.fns.values()
-                   if fn.fn and fn.fn.__name__ in ("classify_text", "explain_text", "classify_file")]
+                   if fn.fn and fn.fn.__name__ in ("classify", "explain", "classify_batch")]
     assert len(model_calls) == 5  # the button and Enter in the textbox (each: classify, then explain), the file job
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_calls} == {("model", serving.MODEL_CONCURRENCY)}
     assert serving.QUEUE_SIZE >= 200
