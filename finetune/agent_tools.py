@@ -67,8 +67,12 @@ def parameter_names(fields: list[str]) -> list[str]:
 def mcp_server_enabled(flag: bool | None) -> bool:
     """--mcp_server/--no-mcp_server if given, else GRADIO_MCP_SERVER, else: in a Space (SPACE_ID is set there)
     when the `mcp` package is installed. Off by default elsewhere: a local demo needs no agents."""
-    if flag is not None:
-        return flag
-    if "GRADIO_MCP_SERVER" in os.environ:
-        return os.environ["GRADIO_MCP_SERVER"].strip().lower() == "true"
-    return bool(os.environ.get("SPACE_ID")) and importlib.util.find_spec("mcp") is not None
+    installed = importlib.util.find_spec("mcp") is not None
+    if flag is not None or "GRADIO_MCP_SERVER" in os.environ:
+        wanted = flag if flag is not None else os.environ["GRADIO_MCP_SERVER"].strip().lower() == "true"
+        if wanted and not installed:  # gradio would stop with a traceback and `pip install "gradio[mcp]"`
+            asked = "--mcp_server" if flag else "GRADIO_MCP_SERVER=true"
+            raise SystemExit(f"error: {asked} needs the mcp package, which is not installed. Install it as "
+                             "requirements.txt pins it (pip install -r requirements.txt), or leave the MCP server off.")
+        return wanted
+    return bool(os.environ.get("SPACE_ID")) and installed

@@ -754,6 +754,21 @@ def test_mcp_server_is_on_in_a_space_and_off_locally_unless_asked(monkeypatch, f
     assert app.parse_args(argv).mcp_server is flag
 
 
+def test_mcp_server_asked_for_without_the_mcp_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from finetune.agent_tools import mcp_server_enabled
+
+    monkeypatch.setenv("SPACE_ID", "me/reviews-demo")
+    monkeypatch.delenv("GRADIO_MCP_SERVER", raising=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else find_spec(name, *a))
+    assert mcp_server_enabled(None) is False  # a Space without it: off, quietly
+    with pytest.raises(SystemExit, match=r"--mcp_server needs the mcp package, which is not installed. Install it as "
+                                         r"requirements.txt pins it \(pip install -r requirements.txt\)"):
+        mcp_server_enabled(True)
+
+
 def test_review_tools_of_a_two_field_model_take_one_parameter_per_column():
     from finetune import agent_tools
 
