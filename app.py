@@ -194,8 +194,10 @@ def endpoint_tools(served: ServedModel, run_file_job) -> dict[str, object]:
     job within the page's limit on file jobs."""
     task = served.classifier.task if served.classifier else None
     fields = served.text_fields
-    classes = f" The model's {'labels' if task and task.problem_type == tasks.MULTI_LABEL else 'classes'}: " \
-              f"{', '.join(task.label_names)}." if task and task.problem_type != tasks.REGRESSION else ""
+    classes = ""
+    if task is not None and task.problem_type != tasks.REGRESSION:  # an agent needs the names to read the answer
+        kind = "labels" if task.problem_type == tasks.MULTI_LABEL else "classes"
+        classes = f" The model's {kind}: {', '.join(task.label_names)}."
     review = f"the review's text (at most {MAX_REVIEW_CHARS:,} characters)"
     return {
         "classify": agent_tools.tool(
