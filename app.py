@@ -5,13 +5,15 @@
     MODEL_ID=me/minilm-reviews python app.py       # a Hub repo (private: export HF_TOKEN)
     python app.py --model_id me/minilm-reviews --quantize --port 7860
     python app.py --engine pytorch                 # not the ONNX copy, even if the model has one
+    python app.py --mcp_server                     # and the endpoints as MCP tools (on by default in a Space)
 
 A model with an ONNX copy (onnx/model.onnx, written by every training run) is served by ONNX Runtime:
 fp32 by default, int8 with --quantize; one without it by PyTorch. The page says which.
 
 API (gradio_client): /classify (text -> label + confidences, note), /explain (text -> word attributions,
 note), /classify_batch (file, column -> table, CSV, note), /metrics, /hp_search, /evaluations (README lists
-their outputs). The run's views live in finetune/run_views.py, the server's guards in finetune/serving.py.
+their outputs); with --mcp_server the same endpoints are MCP tools at /gradio_api/mcp/ (finetune/agent_tools.py).
+The run's views live in finetune/run_views.py, the server's guards in finetune/serving.py.
 """
 
 import argparse
@@ -27,7 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # it would look up t
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from finetune import artifacts, serving, tasks  # noqa: E402
+from finetune import agent_tools, artifacts, serving, tasks  # noqa: E402
 from finetune.attribution import occlusion  # noqa: E402
 from finetune.logs import setup_logging  # noqa: E402
 from finetune.run_views import (  # noqa: E402
@@ -184,6 +186,84 @@ def score_plot_title(task) -> str:
     return "Validation " + " and ".join(task.headline[:2]) + " per epoch"
 
 
+def any_column(dropdown: gr.Dropdown) -> gr.Dropdown:
+    """The review column dropdown, whose API schema says it takes any name, as it does (allow_custom_value).
+    Gradio 6.31 lists a dropdown's choices as the input's enum, empty until a file is uploaded: an MCP server
+    enforces it and would refuse every column an agent names. (Overridden on the instance: a subclass of a
+    component makes gradio write a .pyi file next to this one.)"""
+    dropdown.api_info = lambda: {"type": "string"}
+    return dropdown
+
+
+def endpoint_tools(served: ServedModel, run_file_job) -> dict[str, object]:
+    """The page's endpoint functions by api_name, each named, with parameters and a docstring for agents: the MCP
+    server's tool list is made of them (finetune/agent_tools.py). `run_file_job(file_path, column)` runs a file
+    job within the page's limit on file jobs."""
+    task = served.classifier.task if served.classifier else None
+    fields = served.text_fields
+    classes = ""
+    if task is not None and task.problem_type != tasks.REGRESSION:  # an agent needs the names to read the answer
+        kind = "labels" if task.problem_type == tasks.MULTI_LABEL else "classes"
+        classes = f" The model's {kind}: {', '.join(task.label_names)}."
+    review = f"the review's text (at most {MAX_REVIEW_CHARS:,} characters)"
+    return {
+        "classify": agent_tools.tool(
+            lambda *texts: classify(served, *texts), "classify",
+            f"Classify a review with the fine-tuned model: the predicted {_predicted(task)}.{classes}",
+            agent_tools.review_args(fields, review),
+            ['label: {"label": the prediction, "confidences": [{"label", "confidence"}, ...]}, every class with its '
+             'probability, highest first (a rating model: {"label": "4.3 out of 5"}; a multi-label model: every '
+             "label's probability)",
+             "note: how many tokens the model read, and whether the review was truncated (a multi-label model: the "
+             "labels at or above its threshold)"]),
+        "explain": agent_tools.tool(
+            lambda *texts: explain(served, *texts), "explain",
+            "Which words of a review drove the model's prediction: each word (or span of words) is left out in turn "
+            "and the drop in the predicted class's probability is measured.",
+            agent_tools.review_args(fields, review),
+            ['attributions: [{"token": word, "class_or_confidence": drop scaled to [-1, 1]}, ...] covering the '
+             "review (positive: the word raised the prediction)",
+             "note: the predicted class and the words that raised and lowered it most, with their drops"]),
+        "classify_batch": agent_tools.tool(
+            run_file_job, "classify_batch",
+            f"Classify every review of a file: a CSV, an Excel workbook (.xlsx, first sheet) or a text file with one "
+            f"review per line; up to {MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.",
+            {"file_path": "the file of reviews (.csv, .xlsx or .txt)",
+             "column": "the column of reviews, by its name in the header; an empty string picks the one named text, "
+                       "review or content, else the one with the longest texts"},
+            ["table: the file's other columns, the review, the prediction and each class's probability, one row per "
+             "review",
+             "file: the same table as a CSV to download",
+             "note: which column was read and how many reviews"]),
+        "metrics": agent_tools.tool(
+            lambda: metrics_view(served), "metrics", "How the model trained: its per-epoch validation scores.", {},
+            ["history: the per-epoch table (epoch, step, train and validation loss, the headline metrics)",
+             "losses: loss per epoch, for a plot", "scores: the headline metrics per epoch, for a plot",
+             "confusion: the test (else validation) confusion matrix, rows the true labels",
+             "summary: the model card's summary of the run in Markdown"]),
+        "hp_search": agent_tools.tool(
+            lambda: search_view(served), "hp_search", "The hyperparameter search that chose the run's settings, if "
+            "there was one.", {},
+            ["trials: one row per trial (its hyperparameters, validation score, state)",
+             "plot: score against learning rate", "note: the search's summary in Markdown"]),
+        "evaluations": agent_tools.tool(
+            lambda: evaluations_view(served), "evaluations",
+            "The evaluations recorded in the model card, and the reviews the model got wrong with the most "
+            "confidence.", {},
+            ["evaluations: one row per dataset and split (its metrics)",
+             "mistakes: the most confidently wrong reviews (true label, predicted, confidence, review)",
+             "note: what the mistakes table shows, in Markdown"]),
+    }
+
+
+def _predicted(task) -> str:
+    if task is not None and task.problem_type == tasks.REGRESSION:
+        return f"{task.label_names[0]} (a rating)"
+    if task is not None and task.problem_type == tasks.MULTI_LABEL:
+        return "labels, each with its probability"
+    return "class and every class's probability"
+
+
 def file_columns(file_path: str | None):
     choices, value = serving.column_choices(file_path)
     return gr.Dropdown(choices=choices, value=value)
@@ -194,24 +274,20 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
     history, losses, scores, confusion, summary = metrics_view(served)
     file_job_slots = threading.BoundedSemaphore(serving.MAX_FILE_JOBS)
 
-    def classify_text(*fields):
-        return classify(served, *fields)
-
-    def explain_text(*fields):
-        return explain(served, *fields)
-
     fields = served.text_fields
     task = served.classifier.task if served.classifier else None
     shown = {tasks.REGRESSION: "Predicted rating", tasks.MULTI_LABEL: "Every label, with its probability"}.get(
         task.problem_type if task else None, "Prediction (every class, with its confidence)")
 
-    def classify_file(file_path, column):
+    def run_file_job(file_path, column):
         if not file_job_slots.acquire(blocking=False):  # only if several arrived at once (serving.py)
             raise refused(serving.FILE_JOB_BUSY)
         try:
             return classify_batch(served, file_path, column, download.GRADIO_CACHE)
         finally:
             file_job_slots.release()
+
+    endpoints = endpoint_tools(served, run_file_job)
 
     async def admit_file_job(file_path, column):
         """Runs as a file job arrives, before it joins the queue; async, so it reads the queue on the
@@ -246,25 +322,28 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
             gr.Markdown(f"Reviews longer than {max_tokens} tokens are truncated: the model reads {read} only, as in "
                         "training.")
             for trigger, api_name in ((button.click, "classify"), (review.submit, False)):
-                trigger(classify_text, boxes, [label, note], api_name=api_name, **model_calls).success(
-                    explain_text, boxes, [words, words_note], api_name="explain" if api_name else False, **model_calls)
+                trigger(endpoints["classify"], boxes, [label, note], api_name=api_name, **model_calls).success(
+                    endpoints["explain"], boxes, [words, words_note], api_name="explain" if api_name else False,
+                    **model_calls)
         with gr.Tab("Batch"):
-            gr.Markdown(f"Upload a CSV (the review column is picked for you; change it if needed) or a text file "
-                        f"with one review per line. Up to {MAX_BATCH_ROWS:,} reviews and "
-                        f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review longer than {MAX_REVIEW_CHARS:,} "
+            gr.Markdown(f"Upload a CSV or an Excel workbook (.xlsx, its first sheet; the review column is picked "
+                        f"for you; change it if needed) or a text file with one review per line. Up to "
+                        f"{MAX_BATCH_ROWS:,} reviews and {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; a review longer than "
+                        f"{MAX_REVIEW_CHARS:,} "
                         "characters is cut to its beginning. The file's other columns are kept. One file at a time.")
-            upload = gr.File(label="Reviews file", file_types=[".csv", ".txt"], type="filepath")
+            upload = gr.File(label="Reviews file", file_types=[".csv", ".xlsx", ".txt"], type="filepath")
             if len(fields) > 1:
                 gr.Markdown(f"This model reads the columns **{', '.join(fields)}** of each review: the CSV needs all "
                             "of them.")
-            column = gr.Dropdown(label="Review column", choices=[], allow_custom_value=True, visible=len(fields) == 1)
+            column = any_column(gr.Dropdown(label="Review column", choices=[], allow_custom_value=True,
+                                            visible=len(fields) == 1))
             run_batch = gr.Button("Classify file", variant="primary")
             batch_note = gr.Markdown()
             table = gr.Dataframe(label="Predictions", interactive=False)
             download = gr.File(label="Download predictions (CSV)")
             upload.change(file_columns, upload, column, api_name=False)
-            run_batch.click(classify_file, [upload, column], [table, download, batch_note], api_name="classify_batch",
-                            validator=admit_file_job, **model_calls)
+            run_batch.click(endpoints["classify_batch"], [upload, column], [table, download, batch_note],
+                            api_name="classify_batch", validator=admit_file_job, **model_calls)
         with gr.Tab("Training metrics"):
             summary_box = gr.Markdown(summary)
             gr.Markdown(MACRO_NOTE if task is None or task.problem_type != tasks.REGRESSION else RATING_NOTE)
@@ -300,12 +379,12 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
                 gr.Markdown(suspects_note)
                 gr.Dataframe(suspects, label="Suspect labels", interactive=False, wrap=True, elem_id="suspects")
             refresh = gr.Button("Reload metrics")
-            refresh.click(lambda: metrics_view(served), None,
+            refresh.click(endpoints["metrics"], None,
                           [history_table, loss_plot, score_plot, confusion_table_box, summary_box],
                           api_name="metrics")
-            refresh.click(lambda: search_view(served), None, [trials_table, trials_plot, search_box],
+            refresh.click(endpoints["hp_search"], None, [trials_table, trials_plot, search_box],
                           api_name="hp_search")
-            refresh.click(lambda: evaluations_view(served), None, [evaluations_table, mistakes_table, mistakes_box],
+            refresh.click(endpoints["evaluations"], None, [evaluations_table, mistakes_table, mistakes_box],
                           api_name="evaluations")
     # api_open=False: the REST routes (/run/...) would skip the queue and its limits; outside a
     # Space Gradio leaves them open.
@@ -329,6 +408,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(env ENGINE)")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--mcp_server", action=argparse.BooleanOptionalAction, default=None,
+                        help="also serve the endpoints as MCP tools for agents, at /gradio_api/mcp/ (default: "
+                        "GRADIO_MCP_SERVER=true/false if set, else on in a Space, off elsewhere)")
     return parser.parse_args(argv)
 
 
@@ -344,4 +426,5 @@ if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
     demo = build_demo(load_served_model(args.model_id, quantize=args.quantize, engine=args.engine,
                                         revision=args.model_revision, no_model_hint=no_model_hint(sys.argv[1:])))
-    demo.launch(server_name=args.host, server_port=args.port, **serving.launch_settings())
+    demo.launch(server_name=args.host, server_port=args.port, mcp_server=agent_tools.mcp_server_enabled(args.mcp_server),
+                **serving.launch_settings())

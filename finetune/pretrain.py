@@ -89,7 +89,7 @@ def pretraining_texts(data_args: DataArguments, run: PretrainArguments) -> tuple
     texts = data.splits["train"]["text"][:]
     if run.unlabelled_file:
         extra = read_data_file(run.unlabelled_file, "unlabelled_file", data_args.file_encoding,
-                               data_args.csv_delimiter, (data_args.text_column_name,))
+                               data_args.csv_delimiter, (data_args.text_column_name,), data_args.sheet)
         if data_args.text_column_name not in extra.column_names:
             raise UsageError(f"--unlabelled_file {run.unlabelled_file}: no column '{data_args.text_column_name}' "
                              f"(it has: {', '.join(extra.column_names)}). Pass --text_column_name.")

@@ -194,7 +194,7 @@ def load_reviews(args: ScoreArguments, classifier) -> Reviews:
     split_name, config_name = args.split, None
     if args.test_file:
         split = read_data_file(args.test_file, "test_file", args.file_encoding, args.csv_delimiter,
-                               (*args.text_columns(), *label_columns(args)))
+                               (*args.text_columns(), *label_columns(args)), args.sheet)
         name, hub_id = public_value(args.test_file), None
     else:
         if args.dataset_name:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.limits import allow_long_csv_fields
+from finetune.sheets import WorkbookProblem, read_sheet
 
 # What one request may send. The upload limit is enforced by the server while the file streams in
 # (launch_settings): a larger upload is cut off at 2 MB and refused with HTTP 413, never stored whole.
@@ -22,6 +23,7 @@ MAX_REVIEW_CHARS = 20_000  # one review; the model reads at most its max length 
 MAX_BATCH_ROWS = 1_000
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 HEADER_BYTES = 64 * 1024  # what the column picker reads of a CSV to find its header row and a few rows
+HEADER_SHEET_ROWS = 100  # what it reads of a workbook's first sheet, below the header
 
 # How many requests run and wait. Gradio limits concurrency per *group* of events and the queue's
 # length over all events together; it has no cap per event. So: every event that calls the model
@@ -65,10 +67,10 @@ class BatchFile:
 
 
 def read_batch_file(file_path: str | None, column: str | None) -> BatchFile:
-    """Reviews from a CSV (the chosen column, or the one that looks like text) or a text file (one per line),
-    within the limits."""
+    """Reviews from a CSV or an Excel workbook's first sheet (the chosen column, or the one that looks like text)
+    or a text file (one per line), within the limits."""
     if not file_path:
-        raise InputProblem("Upload a CSV or text file of reviews first.")
+        raise InputProblem("Upload a CSV, an Excel (.xlsx) or a text file of reviews first.")
     path = Path(file_path)
     with open(path, "rb") as handle:
         raw = handle.read(MAX_UPLOAD_BYTES + 1)  # never more than the limit, whatever the file holds
@@ -78,22 +80,43 @@ def read_batch_file(file_path: str | None, column: str | None) -> BatchFile:
     if not raw.strip():
         raise InputProblem("The file is empty: upload a CSV with a column of reviews, or a text file with one "
                            "review per line.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputProblem("The file is not UTF-8 text: upload a .csv or .txt file of reviews.") from None
-    if "\x00" in text:
-        raise InputProblem("The file looks binary, not text: upload a .csv or .txt file of reviews.")
-    if path.suffix.lower() == ".csv":
-        batch = _csv_batch(text, column)
+    if path.suffix.lower() == ".xlsx":
+        batch = _sheet_batch(path, column)
     else:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        batch = BatchFile(lines, TEXT_FILE_COLUMN, {}, "One review per line.")
+        batch = _text_batch(raw, path.suffix.lower(), column)
     if not batch.texts:
         raise InputProblem("The file holds no reviews.")
     if len(batch.texts) > MAX_BATCH_ROWS:
         raise InputProblem(f"The file has {len(batch.texts):,} reviews; the limit is {MAX_BATCH_ROWS:,} per request.")
     return batch
+
+
+def _text_batch(raw: bytes, suffix: str, column: str | None) -> BatchFile:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputProblem("The file is not UTF-8 text: upload a .csv, .xlsx or .txt file of reviews.") from None
+    if "\x00" in text:
+        raise InputProblem("The file looks binary, not text: upload a .csv, .xlsx or .txt file of reviews.")
+    if suffix == ".csv":
+        return _csv_batch(text, column)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return BatchFile(lines, TEXT_FILE_COLUMN, {}, "One review per line.")
+
+
+def _sheet_batch(path: Path, column: str | None) -> BatchFile:
+    """The first sheet, read as a CSV would be (every cell as text); no more rows than the limit allows."""
+    try:
+        sheet = read_sheet(path, how_to_choose="move the sheet that holds them first in the workbook",
+                           max_rows=MAX_BATCH_ROWS)
+    except WorkbookProblem as err:
+        raise InputProblem(str(err)[:1].upper() + str(err)[1:]) from None
+    if not sheet.rows:
+        raise InputProblem("The sheet has a header but no rows of reviews.")
+    if len(sheet.rows) > MAX_BATCH_ROWS:  # read_sheet stopped one row past the limit
+        raise InputProblem(f"The sheet has more than {MAX_BATCH_ROWS:,} rows; the limit is {MAX_BATCH_ROWS:,} reviews "
+                           "per request.")
+    return _table_batch(sheet.header, sheet.text_rows(), column)
 
 
 def _csv_batch(text: str, column: str | None) -> BatchFile:
@@ -106,6 +129,11 @@ def _csv_batch(text: str, column: str | None) -> BatchFile:
     columns = list(reader.fieldnames or [])
     if not rows:
         raise InputProblem("The CSV has a header but no rows of reviews." if columns else "The file is empty.")
+    return _table_batch(columns, rows, column)
+
+
+def _table_batch(columns: list[str], rows: list[dict], column: str | None) -> BatchFile:
+    """The reviews of a table (a CSV's or a sheet's rows, as text): the chosen column or the guessed one."""
     if column in (None, "", TEXT_FILE_COLUMN):
         column, note = guess_text_column(columns, rows)
     elif column not in columns:
@@ -158,8 +186,12 @@ def _numeric(values: list[str]) -> bool:
 
 def column_choices(file_path: str | None) -> tuple[list[str], str | None]:
     """The choices of the review column once a file is uploaded, and the one picked: a CSV's header (read from its
-    first HEADER_BYTES, with the rows that fit in them to guess from), or the single line column of a text file."""
-    if not file_path or Path(file_path).suffix.lower() != ".csv":
+    first HEADER_BYTES, with the rows that fit in them to guess from), a workbook's first sheet's header, or the
+    single line column of a text file."""
+    suffix = Path(file_path).suffix.lower() if file_path else ""
+    if suffix == ".xlsx":
+        return _sheet_choices(file_path)
+    if suffix != ".csv":
         return [TEXT_FILE_COLUMN], TEXT_FILE_COLUMN
     with open(file_path, "rb") as handle:
         head = handle.read(HEADER_BYTES)
@@ -171,6 +203,18 @@ def column_choices(file_path: str | None) -> tuple[list[str], str | None]:
         return header, guess_text_column(header, rows)[0]
     except InputProblem:
         return header, None  # only numbers in the head: the job itself says so
+
+
+def _sheet_choices(file_path: str) -> tuple[list[str], str | None]:
+    """A workbook's first sheet's header, and the column guessed from its first HEADER_SHEET_ROWS rows."""
+    try:
+        sheet = read_sheet(file_path, max_rows=HEADER_SHEET_ROWS)
+    except WorkbookProblem:
+        return [], None  # the file job says what is wrong
+    try:
+        return sheet.header, guess_text_column(sheet.header, sheet.text_rows())[0]
+    except InputProblem:
+        return sheet.header, None
 
 
 def csv_head(head: bytes, whole: bool) -> tuple[list[str], list[dict]]:

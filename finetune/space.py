@@ -6,8 +6,8 @@
 
 It creates the Space (Gradio SDK) if needed and uploads what the demo imports, nothing else:
 app.py, the modules of the finetune package that app.py reaches through its imports, a
-requirements.txt of the packages they import (pinned as in this repository's requirements.txt;
-on CPU hardware, PyTorch's CPU build) and a README.md whose front matter configures the Space.
+requirements.txt of the packages they import, and `mcp` for gradio's MCP server (pinned as in this
+repository's requirements.txt; on CPU hardware, PyTorch's CPU build) and a README.md whose front matter configures the Space.
 Files of an earlier deploy that no longer belong are deleted in the same commit. It sets the
 variables MODEL_ID and MODEL_REVISION (the model repo's commit now, unless --model_revision says
 otherwise: the Space serves that commit until the next deploy) and, with --space_token_env, the
@@ -43,6 +43,8 @@ FAILED_STAGES = {"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE", 
 # Right after a deploy the Hub may still report the previous version's stage: a final stage counts once a
 # build was seen, or once it has held for this many polls (nothing changed, so the Hub rebuilt nothing).
 SETTLE_POLLS = 6
+# What the demo needs without importing it: gradio's MCP server (on in a Space, finetune/agent_tools.py) imports mcp.
+NEEDED_UNIMPORTED = {"mcp"}
 
 
 # --- what the Space ships: the demo's import closure ---------------------------------------------
@@ -186,7 +188,8 @@ def stage_space(folder: Path, space_id: str, model_id: str, hardware: str | None
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((root / name).read_bytes())
-    requirements = space_requirements(imported, (root / "requirements.txt").read_text(), is_cpu_hardware(hardware))
+    requirements = space_requirements(imported | NEEDED_UNIMPORTED, (root / "requirements.txt").read_text(),
+                                      is_cpu_hardware(hardware))
     (folder / "requirements.txt").write_text(requirements)
     (folder / "README.md").write_text(space_readme(space_id, model_id))
     return sorted([*files, "requirements.txt", "README.md"])

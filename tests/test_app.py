@@ -1,5 +1,6 @@
 """The Gradio demo, launched on 127.0.0.1 and driven through gradio_client (and a real browser)."""
 
+import inspect
 import json
 import os
 import shutil
@@ -21,13 +22,13 @@ from finetune.mistakes import most_confident_mistakes
 from finetune.run_views import MISTAKES_SHOWN, ServedModel, load_served_model, metrics_view
 
 
-def _launch(model: "str | ServedModel", **build):
+def _launch(model: "str | ServedModel", mcp_server: bool = False, **build):
     """The demo as `python app.py` serves it (its launch settings), on a free port of 127.0.0.1."""
     run = load_served_model(model) if isinstance(model, str) else model
     demo = app.build_demo(run, **build)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **serving.launch_settings())
+                mcp_server=mcp_server, **serving.launch_settings())
     return demo, f"http://127.0.0.1:{port}/"
 
 
@@ -152,6 +153,22 @@ def test_classify_batch_from_csv_column(local_app, tmp_path):
     assert note == "Classified column 'review'. 3 reviews."
 
 
+def test_classify_batch_from_an_excel_workbook_upload(local_app, tmp_path):
+    import openpyxl
+
+    client, _, _ = local_app
+    workbook = openpyxl.Workbook()
+    for row in (["id", "review", "stars"], [1, "great superb film", 5], [2, "awful dull plot", 1]):
+        workbook.active.append(row)
+    workbook.save(tmp_path / "reviews.xlsx")
+    table, download, note = client.predict(handle_file(str(tmp_path / "reviews.xlsx")), "review",
+                                           api_name="/classify_batch")
+    assert table["headers"][:4] == ["id", "stars", "review", "label"]
+    assert [row[:3] for row in table["data"]] == [["1", "5", "great superb film"], ["2", "1", "awful dull plot"]]
+    assert note == "Classified column 'review'. 2 reviews."
+    assert len(Path(download).read_text().splitlines()) == 3
+
+
 def test_classify_batch_from_text_file(local_app, tmp_path):
     client, _, _ = local_app
     path = tmp_path / "reviews.txt"
@@ -257,6 +274,8 @@ def test_python_app_py_starts_and_answers(trained_run):
         # oversized upload itself, whatever the client checks
         refused = httpx.post(url + "gradio_api/upload", files={"files": ("big.txt", b"a" * (serving.MAX_UPLOAD_BYTES + 1))})
         assert refused.status_code == 413
+        # no MCP server outside a Space unless asked for (--mcp_server)
+        assert httpx.get(url + "gradio_api/mcp/schema").status_code == 404
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -366,7 +385,7 @@ def test_model_calls_share_one_limit_and_the_queue_cannot_be_skipped(held_app, t
 def test_build_demo_puts_every_model_call_in_one_concurrency_group(trained_run):
     demo = app.build_demo(load_served_model(str(trained_run)))
     model_calls = [fn for fn in demo.fns.values()
-                   if fn.fn and fn.fn.__name__ in ("classify_text", "explain_text", "classify_file")]
+                   if fn.fn and fn.fn.__name__ in ("classify", "explain", "classify_batch")]
     assert len(model_calls) == 5  # the button and Enter in the textbox (each: classify, then explain), the file job
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in model_calls} == {("model", serving.MODEL_CONCURRENCY)}
     assert serving.QUEUE_SIZE >= 200
@@ -609,3 +628,152 @@ def test_explain_endpoint_returns_one_attribution_per_word(local_app):
     assert note.startswith("Each word left out in turn")
     with pytest.raises(Exception, match="Type or paste a review"):
         client.predict("  ", api_name="/explain")
+
+
+# --- the demo as a tool for agents (MCP) -----------------------------------------------------------------
+
+MCP_TOOLS = {"classify", "explain", "classify_batch", "metrics", "hp_search", "evaluations"}
+
+
+@pytest.fixture(scope="module")
+def mcp_app(trained_run):
+    """The demo on the trained run with its MCP server, and the server's streamable HTTP address."""
+    demo, url = _launch(str(trained_run), mcp_server=True)
+    yield url + "gradio_api/mcp/", trained_run
+    demo.close()
+
+
+def _mcp(url: str, work):
+    """`work(session)` in a session of the MCP Python SDK's client, over streamable HTTP."""
+    import asyncio
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        async with streamable_http_client(url) as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(run())
+
+
+def _tool_answer(result) -> list:
+    """A tool's outputs: gradio sends them as one text, the Python form of the list of the endpoint's outputs."""
+    import ast
+
+    assert not result.isError, result.content
+    return ast.literal_eval(result.content[0].text)
+
+
+def test_mcp_server_lists_each_endpoint_as_a_tool_that_says_what_it_returns(mcp_app):
+    url, _ = mcp_app
+
+    async def list_tools(session):
+        return (await session.list_tools()).tools
+
+    tools = {tool.name: tool for tool in _mcp(url, list_tools)}
+    assert set(tools) == MCP_TOOLS
+    classify = tools["classify"]
+    assert classify.description.startswith("Classify a review with the fine-tuned model")
+    assert "The model's classes: negative, positive." in classify.description
+    assert 'Returns: label: {"label": the prediction, "confidences"' in classify.description
+    assert classify.inputSchema["properties"] == {
+        "review": {"type": "string", "description": "the review's text (at most 20,000 characters)"}}
+    assert classify.inputSchema["required"] == ["review"]
+    assert "Returns: attributions:" in tools["explain"].description
+    assert tools["classify_batch"].inputSchema["properties"]["column"]["type"] == "string"
+    assert "enum" not in tools["classify_batch"].inputSchema["properties"]["column"]  # any column name is taken
+    for name in MCP_TOOLS:
+        assert "Returns:" in tools[name].description, name
+
+
+def test_mcp_classify_tool_answers_with_the_models_label(mcp_app):
+    from finetune.inference import ReviewClassifier
+
+    url, folder = mcp_app
+    text = "the film was great and wonderful, loved it"
+
+    async def classify(session):
+        return await session.call_tool("classify", {"review": text})
+
+    label, note = _tool_answer(_mcp(url, classify))
+    expected = ReviewClassifier(folder).predict_one(text)
+
+    async def classify_blank(session):
+        return await session.call_tool("classify", {"review": "   "})
+
+    refused = _mcp(url, classify_blank)  # the page's refusal, as an error result
+    assert refused.isError and "Type or paste a review first." in refused.content[0].text
+    assert label["label"] == expected.label
+    scores = {c["label"]: c["confidence"] for c in label["confidences"]}
+    assert scores == pytest.approx(expected.scores, abs=1e-4)
+    assert note.startswith("Read ") and "tokens" in note
+
+
+def test_mcp_classify_batch_tool_reads_a_workbook_sent_as_base64(mcp_app, tmp_path):
+    import base64
+
+    import openpyxl
+
+    url, folder = mcp_app
+    workbook = openpyxl.Workbook()
+    for row in (["id", "review"], [1, "great superb film"], [2, "awful dull plot"]):
+        workbook.active.append(row)
+    workbook.save(tmp_path / "reviews.xlsx")
+    mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    data = f"data:{mime};base64," + base64.b64encode((tmp_path / "reviews.xlsx").read_bytes()).decode()
+
+    async def classify_batch(session):
+        return await session.call_tool("classify_batch", {"file_path": data, "column": ""})
+
+    table, _, note = _tool_answer(_mcp(url, classify_batch))
+    assert table["headers"][:3] == ["id", "review", "label"]
+    assert [row[1] for row in table["data"]] == ["great superb film", "awful dull plot"]
+    assert note == "Classified column 'review'. 2 reviews."
+
+
+@pytest.mark.parametrize("flag, environment, enabled", [
+    (None, {}, False),  # locally: off
+    (None, {"SPACE_ID": "me/reviews-demo"}, True),  # in a Space: on
+    (None, {"SPACE_ID": "me/reviews-demo", "GRADIO_MCP_SERVER": "false"}, False),  # gradio's variable wins
+    (None, {"GRADIO_MCP_SERVER": "True"}, True),
+    (False, {"SPACE_ID": "me/reviews-demo"}, False),  # and the flag over both
+    (True, {}, True),
+])
+def test_mcp_server_is_on_in_a_space_and_off_locally_unless_asked(monkeypatch, flag, environment, enabled):
+    from finetune.agent_tools import mcp_server_enabled
+
+    for name in ("SPACE_ID", "GRADIO_MCP_SERVER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert mcp_server_enabled(flag) is enabled
+    argv = [] if flag is None else ["--mcp_server" if flag else "--no-mcp_server"]
+    assert app.parse_args(argv).mcp_server is flag
+
+
+def test_mcp_server_asked_for_without_the_mcp_package_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from finetune.agent_tools import mcp_server_enabled
+
+    monkeypatch.setenv("SPACE_ID", "me/reviews-demo")
+    monkeypatch.delenv("GRADIO_MCP_SERVER", raising=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mcp" else find_spec(name, *a))
+    assert mcp_server_enabled(None) is False  # a Space without it: off, quietly
+    with pytest.raises(SystemExit, match=r"--mcp_server needs the mcp package, which is not installed. Install it as "
+                                         r"requirements.txt pins it \(pip install -r requirements.txt\)"):
+        mcp_server_enabled(True)
+
+
+def test_review_tools_of_a_two_field_model_take_one_parameter_per_column():
+    from finetune import agent_tools
+
+    args = agent_tools.review_args(["Review title", "body"], "unused")
+    assert list(args) == ["Review_title", "body"]
+    tool = agent_tools.tool(lambda title, body: f"{title}|{body}", "classify", "Classify.", args, ["label: the class"])
+    assert tool("a", "b") == "a|b" and list(inspect.signature(tool).parameters) == ["Review_title", "body"]
+    assert tool.__doc__.splitlines()[3] == "    Review_title: the review's 'Review title' field (1 of 2, as in training)"

@@ -31,6 +31,19 @@ def test_example_files_hold_the_embedded_splits_in_three_shapes(examples):
     assert any(a["aspects"] == [] for a in aspects) and any(len(a["aspects"]) > 1 for a in aspects)
 
 
+def test_example_workbooks_hold_the_splits_on_their_second_sheet(examples):
+    from finetune.config import DataArguments
+    from finetune.data import load_raw_splits
+    from finetune.sheets import read_sheet
+
+    assert read_sheet(examples / "critics_test.xlsx").name == "About"
+    split = load_raw_splits(DataArguments(train_file=str(examples / "critics_train.xlsx"), sheet="Reviews"))["train"]
+    with open(examples / "titled_train.csv", newline="") as handle:
+        titled = list(csv.DictReader(handle))
+    assert split.column_names == ["text", "label", "movie"]
+    assert list(split["text"]) == [r["text"] for r in titled] and list(split["movie"]) == [r["title"] for r in titled]
+
+
 def test_aspects_and_stars_follow_their_rules():
     import pandas as pd
 

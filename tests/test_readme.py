@@ -93,8 +93,11 @@ def test_readme_score_command_parses(line, tmp_path, monkeypatch):
     words = shlex.split(line)
     flags = words[words.index("finetune.score") + 1:]
     for word in flags:
+        (tmp_path / word).parent.mkdir(parents=True, exist_ok=True)
         if word.endswith((".csv", ".jsonl")):
             (tmp_path / word).write_text("text,label\ngood,positive\n")
+        elif word.endswith(".xlsx"):
+            (tmp_path / word).write_bytes(b"PK\x03\x04")  # parsing checks the name and the flags, not the sheet
     model, args = parse_args(flags)
     assert model and args.split
 

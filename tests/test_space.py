@@ -89,6 +89,8 @@ def test_space_stages_only_what_the_demo_imports(tmp_path):
                      if line.startswith("torch=="))
     assert f"{torch_pin}+cpu" in pins and f"gradio=={gradio.__version__}" in pins
     assert not [p for p in pins if p.split("=")[0].split(">")[0] in ("datasets", "evaluate", "accelerate", "optuna")]
+    assert {"openpyxl==3.1.5", "mcp==1.30.0"} <= set(pins)  # .xlsx uploads; the MCP server, which app.py never imports
+    assert "finetune/sheets.py" in files and "finetune/data_files.py" not in files
 
 
 def test_space_requirements_for_gpu_hardware_keep_the_default_torch(tmp_path):
