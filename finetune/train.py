@@ -154,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
             if meter else []
         if not trainer.is_world_process_zero():
             return 0
-        frozen = frozen_baseline_and_suspects(config, prepared, trainer, evaluated, output_dir) \
-            if config.run.frozen_baseline else None
-        clock.lap("frozen_baseline_and_suspects") if frozen else None
+        frozen = None
+        if config.run.frozen_baseline:
+            frozen = frozen_baseline_and_suspects(config, prepared, trainer, evaluated, output_dir)
+            clock.lap("frozen_baseline_and_suspects")
         outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
                              repo_id=push_target.repo_id if push_target else None,
                              batches_in_pieces=trainer.batches_in_pieces,
