@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             data.task.save(trainer.model.config)  # the temperature and thresholds just fitted on validation
             trainer.model.config.save_pretrained(output_dir)
         probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
+        # Every process predicts (a distributed predict gathers from all); the main process ranks them below.
+        train_outputs = predict_train_sample(config, prepared, trainer) \
+            if config.run.frozen_baseline and data.task.problem_type == tasks.SINGLE_LABEL else None
         memory.release()
         clock.lap("final_evaluation")
         others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
@@ -156,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         frozen = None
         if config.run.frozen_baseline:
-            frozen = frozen_baseline_and_suspects(config, prepared, trainer, evaluated, output_dir)
+            frozen = frozen_baseline_and_suspects(config, prepared, evaluated, train_outputs, output_dir)
             clock.lap("frozen_baseline_and_suspects")
         outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
                              repo_id=push_target.repo_id if push_target else None,
@@ -445,8 +448,9 @@ def audit_data(data: ReviewData) -> AuditReport:
     """The data audit of the prepared splits (finetune/audit.py), logged: duplicates, test reviews also in train,
     texts with conflicting labels, label spellings merged (by data loading), a text column of numbers."""
     splits = {"train": data.splits["train"], **{n: s for n, s in data.splits.items() if n != "train"}}
-    texts = {name: split["text"][:] for name, split in splits.items()}
     labels = {name: [data.task.label_text(value) for value in split["label"][:]] for name, split in splits.items()}
+    # a split whose labels are hidden (a Hub test split) can leak too: its texts are audited, its labels are none
+    texts = {name: split["text"][:] for name, split in {**splits, **data.unlabelled}.items()}
     report = audit(texts, labels)
     report.label_variants = data.label_variants
     banner("Data audit")
@@ -698,8 +702,16 @@ def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict
     return Evaluated(scores, matrices, outputs, bounds, calibration, unseen)
 
 
-def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, trainer: Trainer, evaluated: "Evaluated",
-                                 output_dir: Path) -> suspects.FrozenResult | None:
+def predict_train_sample(config: RunConfig, prepared: Prepared, trainer: Trainer) -> np.ndarray:
+    """The fine-tuned model's outputs on the train reviews the suspect ranking reads (suspects.sample_rows), in
+    their order."""
+    rows = suspects.sample_rows(len(prepared.data.splits["train"]), config.training.seed)
+    sorted_train, order = sort_by_length(prepared.tokenized["train"].select(rows))
+    return restore_order(prepared.data.task.outputs(trainer.predict(sorted_train).predictions), order)
+
+
+def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, evaluated: "Evaluated",
+                                 train_outputs: np.ndarray | None, output_dir: Path) -> suspects.FrozenResult | None:
     """The base model's frozen baseline on the same splits, and (classes) suspect_labels.csv: finetune/suspects.py."""
     started = time.perf_counter()
     data, task, seed = prepared.data, prepared.data.task, config.training.seed
@@ -723,19 +735,18 @@ def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, trainer:
     result = suspects.FrozenResult(scores, len(rows["train"]))
     logger.info("frozen baseline (logistic regression on the base model's mean-pooled embeddings): %s", "; ".join(
         f"{split} " + ", ".join(f"{m} {v:.4f}" for m, v in found.items()) for split, found in scores.items()))
-    if task.problem_type == tasks.SINGLE_LABEL:
-        result.suspects = rank_suspects(task, trainer, prepared, evaluated, rows, texts, labels, vectors, seed,
+    if train_outputs is not None:
+        result.suspects = rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, seed,
                                         frozen_outputs, output_dir)
     memory.release()
     result.seconds = suspects.elapsed(started)
     return result
 
 
-def rank_suspects(task, trainer, prepared, evaluated, rows, texts, labels, vectors, seed, frozen_outputs,
+def rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, seed, frozen_outputs,
                   output_dir: Path) -> dict:
     """Every sampled train review and every scored review ranked by how likely its label is wrong."""
-    sorted_train, order = sort_by_length(prepared.tokenized["train"].select(rows["train"]))
-    finetuned = {"train": restore_order(task.outputs(trainer.predict(sorted_train).predictions), order)}
+    finetuned = {"train": np.asarray(train_outputs)}
     finetuned.update({split: np.asarray(values) for split, values in evaluated.outputs.items()})
     try:
         frozen = {"train": suspects.out_of_sample_probabilities(task, vectors["train"], labels["train"], seed),
