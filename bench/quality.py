@@ -133,8 +133,9 @@ def run_cell(dataset: str, recipe: str, seed: int, sizes: dict[str, int], max_se
         "dataset": dataset, "recipe": recipe, "seed": seed, "seconds": round(seconds, 1),
         "train": sizes["train"], "validation_reviews": sizes["validation"], "test_reviews": sizes["test"],
         "max_seq_length": results["max_seq_length"], "flags": flags,
-        "as_user": as_user, "mixed_precision": run_config["training"]["mixed_precision"],
-        "per_epoch_seconds": results["seconds"], "pretrain_seconds": pretrain_seconds,
+        "as_user": as_user, "bf16": run_config["training"].get("bf16"),
+        "phase_seconds": results["seconds"], "pretrain_seconds": pretrain_seconds,
+        "test_accuracy_interval": (results.get("intervals") or {}).get("test", {}).get("accuracy"),
         **{f"{split}_{metric}": round(scores[split][metric], 4)
            for split in ("validation", "test") for metric in ("accuracy", "f1")},
         "test_recall": {label: round(scores["test"].get(f"recall_{label}", float("nan")), 4) for label in labels},
