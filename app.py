@@ -102,8 +102,8 @@ def classify(served: ServedModel, *fields: str) -> tuple[dict[str, float] | str,
         chosen = ", ".join(f"**{name}**" for name in prediction.labels) or "none"
         note = f"Labels at or above the model's threshold {task.threshold:.2f}: {chosen}. {note}"
     if prediction.unsure:
-        note = (f"**Unsure**: the model leans to {prediction.label} at {prediction.scores[prediction.label]:.2f}, below "
-                f"its confidence threshold {task.min_confidence:.2f} (under it, validation answers fell short of the "
+        note = (f"**Unsure**: the model leans to {prediction.label} at {prediction.scores[prediction.label]:.3f}, below "
+                f"its confidence threshold {task.min_confidence:.3f} (under it, validation answers fell short of the "
                 f"precision asked for in training). {note}")
     return prediction.scores, note
 

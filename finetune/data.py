@@ -268,7 +268,8 @@ def spelling_map(labels) -> tuple[dict[str, str], dict[str, list[str]]]:
     texts = [str(v) for v in labels if isinstance(v, str)]
     if not texts:
         return {}, {}
-    variants = audit.label_variants(texts)
+    # train's most frequent spelling names the label, without surrounding spaces (`pos ` is `pos`)
+    variants = {name.strip(): spellings for name, spellings in audit.label_variants(texts).items()}
     display = {audit.canonical_label(v): v for v in dict.fromkeys(texts)}
     display.update({audit.canonical_label(name): name for name in variants})
     return display, variants
@@ -816,7 +817,11 @@ def model_label_ids(split: Dataset, column: str, model_labels: list[str], label_
     such review as wrong, and a different name for the same class (positive vs fresh) is the usual cause.
     """
     index = {label: i for i, label in enumerate(model_labels)}
+    # a spelling that differs from the model's label only by case, spaces or number form is that label, as
+    # training merged them (merge_label_spellings)
+    spelled = {audit.canonical_label(label): label for label in model_labels}
     keys = [label_map.get(key, key) for key in label_keys(split, column)]
+    keys = [key if key in index else spelled.get(audit.canonical_label(key), key) for key in keys]
     unknown = sorted(set(keys) - set(index))
     if unknown:
         data_labels = sorted(set(label_keys(split, column)))

@@ -305,7 +305,7 @@ def _headline(facts: CardFacts) -> str:
         parts = ", ".join(f"{m} {v:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
                           for m, v in result.get("scores", {}).items())
         lines.append(f"- **{split}, unseen reviews only** ({result['reviews']:,}; {result['leaked']:,} of the split's "
-                     f"reviews are also in the training data, word for word, and are left out here): {parts or '-'}")
+                     f"reviews are also in the training data, the same text after normalising case, spacing and HTML, and are left out here): {parts or '-'}")
     if not lines:
         return ""
     return ("It achieves:\n\n" + "\n".join(lines) + "\n\nThe intervals are 95% bootstrap intervals (1,000 resamples of "
@@ -424,7 +424,9 @@ def _frozen_section(facts: CardFacts) -> str:
     text = ("## What fine-tuning bought\n\nThe frozen baseline is a "
             + ("ridge regression" if facts.task.problem_type == tasks.REGRESSION else "logistic regression")
             + f" on the base model's mean-pooled embeddings (not fine-tuned), fitted on {frozen['train_reviews']:,} "
-            "training reviews, scored on the same splits:\n\n" + header + "\n" + "\n".join(rows))
+            "training reviews, scored on the same splits" + (" (" + ", ".join(
+                f"{n:,} {s} reviews" for s, n in frozen["reviews"].items()) + ", sampled where a split is larger)"
+                if frozen.get("reviews") else "") + ":\n\n" + header + "\n" + "\n".join(rows))
     found = frozen.get("suspects") or {}
     if found:
         text += (f"\n\n**Suspect labels.** {found['label_issues']:,} of {found['reviews']:,} reviews are flagged as "
@@ -443,7 +445,8 @@ def _data_checks_section(report: dict[str, Any] | None, small_validation: str = 
         lines.append(f"- Exact duplicates within train (after normalising case, spacing and HTML): "
                      f"{report['duplicates_in_train']:,} of {rows.get('train', 0):,}.")
         for split, leaked in report["leaked"].items():
-            lines.append(f"- {split} reviews also in train, word for word: {len(leaked):,} of {rows[split]:,}"
+            lines.append(f"- {split} reviews also in train (the same text after normalising case, spacing and HTML): "
+                         f"{len(leaked):,} of {rows[split]:,}"
                          + (" (kept; the scores above are also given without them)." if leaked else "."))
         for split, count in report.get("near_duplicates", {}).items():
             if split != "train":

@@ -217,7 +217,9 @@ def _header(served: ServedModel) -> str:
         else:
             said = (f"**{split.capitalize()} micro F1 {scores['f1_micro']:.1%}**, macro F1 {scores['f1']:.1%}, "
                     f"subset accuracy {scores['accuracy']:.1%}")
-        lines.append(f"{said}{size} the model never saw while training." + _uncertainty(results, split, task))
+        leaked = ((results.get("unseen_scores") or {}).get(split) or {}).get("leaked", 0)
+        seen = "the model never saw while training" if not leaked else "held out from training"
+        lines.append(f"{said}{size} {seen}." + _uncertainty(results, split, task))
     base = meta.get("base_model") or (served.config.get("model") or {}).get("model_name_or_path")
     facts = [f"Model `{served.model_id}`" + (f" at revision `{served.revision[:12]}`" if served.revision else "")]
     if base:
@@ -241,14 +243,15 @@ def _uncertainty(results: dict, split: str, task: tasks.Task) -> str:
     unseen = (results.get("unseen_scores") or {}).get(split)
     if unseen and unseen.get("scores", {}).get(metric) is not None:
         value = unseen["scores"][metric]
-        said.append(f"{unseen['leaked']:,} {split} reviews are also in the training data; on the other "
-                    f"{unseen['reviews']:,}: {value:.3f}." if metric == "mae" else
-                    f"{unseen['leaked']:,} {split} reviews are also in the training data; on the other "
-                    f"{unseen['reviews']:,}: {value:.1%}.")
+        shown = f"{value:.3f}" if metric == "mae" else f"{value:.1%}"
+        said.append(f"But {unseen['leaked']:,} of them are also in the training data (the same text); on the other "
+                    f"{unseen['reviews']:,}, the ones it never saw: {shown}.")
     abstention = (results.get("calibration") or {}).get("abstention") or {}
+    calibrated = any((results.get("calibration") or {}).get("fitted") or [])
     if abstention.get("threshold") is not None and split in abstention:
         answered = abstention[split]
-        said.append(f"Confidences are calibrated; below {abstention['threshold']:.2f} the answer is *unsure* "
+        said.append(("Confidences are calibrated on validation; b" if calibrated else "B")
+                    + f"elow {abstention['threshold']:.3f} the answer is *unsure* "
                     f"({answered['coverage']:.0%} of {split} reviews answered, {answered['precision']:.1%} of them right).")
     return (" " + " ".join(said)) if said else ""
 

@@ -394,7 +394,7 @@ def build_result(model_ref: str, commit: str | None, classifier, args: ScoreArgu
                                                                   confusion_matrix=True)
         result["intervals"] = trust.split_intervals(task, probabilities, reviews.label_ids)
     if task.problem_type == tasks.SINGLE_LABEL and task.min_confidence is not None:
-        answered = probabilities.max(axis=-1) >= task.min_confidence
+        answered = ~task.unsure_mask(probabilities)
         result["abstention"] = {"threshold": task.min_confidence, "unsure": int((~answered).sum()),
                                 "coverage": float(answered.mean()) if len(answered) else None}
         if reviews.label_ids is not None and answered.any():

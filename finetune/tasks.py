@@ -136,8 +136,16 @@ class Task:
 
     def unsure(self, output_row) -> bool:
         """Single label: the calibrated confidence is below the abstention threshold, so the answer is "unsure"."""
-        return (self.problem_type == SINGLE_LABEL and self.min_confidence is not None
-                and float(np.max(output_row)) < self.min_confidence)
+        return bool(self.unsure_mask(np.asarray(output_row)[None, :])[0])
+
+    def unsure_mask(self, outputs) -> np.ndarray:
+        """Per review (rows of class probabilities): True where the answer is "unsure". Compared in float32, the
+        precision the predictions files and the serving path hold: the review whose confidence set the threshold
+        is answered in every path, whether its probability is held in 32 or 64 bits."""
+        outputs = np.asarray(outputs)
+        if self.problem_type != SINGLE_LABEL or self.min_confidence is None:
+            return np.zeros(len(outputs), dtype=bool)
+        return outputs.max(axis=-1).astype(np.float32) < np.float32(self.min_confidence)
 
     def rounded(self, values) -> list[str]:
         """Ratings rounded to the nearest value seen in train, as names ("4"); empty without such values."""

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history))
 
     try:
-        banner("Evaluating the restored best model")
+        banner("Evaluating the " + ("restored best model" if config.training.load_best_model_at_end else "last epoch's model"))
         evaluated = final_evaluation(trainer, tokenized, data.task, prepared.orders, config.run.min_precision,
                                      prepared.audit.leaked if prepared.audit else None)
         scores, matrices, scored = evaluated.scores, evaluated.matrices, evaluated.outputs
@@ -455,7 +455,8 @@ def audit_data(data: ReviewData) -> AuditReport:
     report.label_variants = data.label_variants
     banner("Data audit")
     for line in report.summary_lines():
-        (logger.warning if line.startswith("warning") or "leaked" in line else logger.info)(line)
+        found = line.startswith("warning") or ("leaked" in line and " 0 of " not in line)
+        (logger.warning if found else logger.info)(line)
     return report
 
 
@@ -705,7 +706,8 @@ def final_evaluation(trainer: Trainer, tokenized, task: tasks.Task, orders: dict
 def predict_train_sample(config: RunConfig, prepared: Prepared, trainer: Trainer) -> np.ndarray:
     """The fine-tuned model's outputs on the train reviews the suspect ranking reads (suspects.sample_rows), in
     their order."""
-    rows = suspects.sample_rows(len(prepared.data.splits["train"]), config.training.seed)
+    rows = suspects.sample_rows(len(prepared.data.splits["train"]), config.training.seed,
+                                suspects.review_limit(config.training.device.type))
     sorted_train, order = sort_by_length(prepared.tokenized["train"].select(rows))
     return restore_order(prepared.data.task.outputs(trainer.predict(sorted_train).predictions), order)
 
@@ -715,9 +717,8 @@ def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, evaluate
     """The base model's frozen baseline on the same splits, and (classes) suspect_labels.csv: finetune/suspects.py."""
     started = time.perf_counter()
     data, task, seed = prepared.data, prepared.data.task, config.training.seed
-    train = data.splits["train"]
-    rows = {"train": suspects.sample_rows(len(train), seed)}
-    rows.update({split: np.arange(len(data.splits[split])) for split in evaluated.outputs})
+    limit = suspects.review_limit(config.training.device.type)
+    rows = {split: suspects.sample_rows(len(data.splits[split]), seed, limit) for split in ["train", *evaluated.outputs]}
     texts = {split: data.splits[split].select(r)["text"][:] for split, r in rows.items()}
     labels = {split: np.asarray(data.splits[split].select(r)["label"][:]) for split, r in rows.items()}
     try:
@@ -732,10 +733,13 @@ def frozen_baseline_and_suspects(config: RunConfig, prepared: Prepared, evaluate
     except Exception as err:  # numerical trouble or an architecture AutoModel cannot load: the run stands
         logger.warning("the frozen baseline was not computed (%s: %s)", type(err).__name__, err)
         return None
-    result = suspects.FrozenResult(scores, len(rows["train"]))
+    result = suspects.FrozenResult(scores, len(rows["train"]), {s: len(r) for s, r in rows.items() if s != "train"})
     logger.info("frozen baseline (logistic regression on the base model's mean-pooled embeddings): %s", "; ".join(
         f"{split} " + ", ".join(f"{m} {v:.4f}" for m, v in found.items()) for split, found in scores.items()))
-    if train_outputs is not None:
+    if train_outputs is not None and len(rows["train"]) < suspects.MIN_REVIEWS:
+        logger.info("suspect labels: %d training reviews are too few to rank (at least %d)", len(rows["train"]),
+                    suspects.MIN_REVIEWS)
+    elif train_outputs is not None:
         result.suspects = rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, seed,
                                         frozen_outputs, output_dir)
     memory.release()
@@ -747,7 +751,7 @@ def rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, 
                   output_dir: Path) -> dict:
     """Every sampled train review and every scored review ranked by how likely its label is wrong."""
     finetuned = {"train": np.asarray(train_outputs)}
-    finetuned.update({split: np.asarray(values) for split, values in evaluated.outputs.items()})
+    finetuned.update({split: np.asarray(values)[rows[split]] for split, values in evaluated.outputs.items()})
     try:
         frozen = {"train": suspects.out_of_sample_probabilities(task, vectors["train"], labels["train"], seed),
                   **frozen_outputs}

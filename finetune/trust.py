@@ -50,9 +50,10 @@ def calibrate(task: tasks.Task, logits: dict[str, np.ndarray], references: dict[
         "reliability": {split: calibration.reliability_table(*pair, bins=RELIABILITY_BINS)
                         for split, pair in after.items()},
     }
-    logger.info("calibration: temperature %s fitted on validation; ECE %s", _temperature_text(task.temperature),
-                ", ".join(f"{split} {report['ece_before'][split]:.3f} -> {report['ece_after'][split]:.3f}"
-                          for split in after))
+    fitted = (f"temperature {_temperature_text(task.temperature)} fitted on validation" if any(report["fitted"])
+              else "no temperature fitted (" + "; ".join(report["notes"]) + ")")
+    logger.info("calibration: %s; ECE %s", fitted, ", ".join(
+        f"{split} {report['ece_before'][split]:.3f} -> {report['ece_after'][split]:.3f}" for split in after))
     if task.problem_type == tasks.SINGLE_LABEL:
         report["abstention"] = abstain(task, after, min_precision)
     return report
@@ -66,13 +67,19 @@ def abstain(task: tasks.Task, confidences: dict[str, tuple[np.ndarray, np.ndarra
     threshold, precision, coverage = calibration.abstention_threshold(*confidences["validation"], min_precision)
     task.min_confidence = threshold
     report = {"min_precision": min_precision, "threshold": threshold}
+    reviews = len(confidences["validation"][0])
+    if threshold is None and reviews < calibration.MIN_ANSWERED:
+        report["note"] = (f"{reviews} validation reviews are too few to set a confidence threshold on (at least "
+                          f"{calibration.MIN_ANSWERED}): every review is answered")
+        logger.warning("abstention: %s", report["note"])
+        return report
     if threshold is None:
         report["note"] = (f"no confidence reaches precision {min_precision:.2f} on validation (the best: "
                           f"{precision:.3f} at coverage {coverage:.2f}): every review is answered")
         logger.warning("abstention: %s", report["note"])
         return report
     for split, (confidence, correct) in confidences.items():
-        answered = confidence >= threshold
+        answered = confidence.astype(np.float32) >= np.float32(threshold)  # as Task.unsure_mask decides
         report[split] = {"precision": float(correct[answered].mean()) if answered.any() else None,
                          "coverage": float(answered.mean()), "answered": int(answered.sum()), "reviews": len(correct)}
     logger.info("abstention: 'unsure' below confidence %.3f; %s", threshold, "; ".join(

@@ -78,7 +78,7 @@ def test_leaked_reviews_are_kept_and_scored_apart_and_label_spellings_merge(tiny
     audit = artifacts.read_json(out, artifacts.AUDIT_FILE)
     assert audit["leaked"]["test"] == [0, 5, 9]
     card = (out / artifacts.CARD_FILE).read_text()
-    assert "## Data checks" in card and "test reviews also in train, word for word: 3 of 33" in card
+    assert "## Data checks" in card and "test reviews also in train (the same text after normalising case, spacing and HTML): 3 of 33" in card
     assert "**test, unseen reviews only** (30; 3 of the split's reviews" in card
     assert "Label spellings merged into `positive`" in card
 
@@ -203,3 +203,25 @@ def test_the_cards_calibrated_snippet_runs_and_gives_the_served_confidence(overc
     label, confidence = printed.split()
     assert label == ("unsure" if served.unsure else served.label)
     assert float(confidence) == pytest.approx(served.scores[served.label], abs=1e-3)
+
+
+def test_the_review_at_the_threshold_is_answered_in_32_and_64_bits():
+    from finetune import tasks
+
+    threshold = 0.5141789447465878  # a float64 confidence that set the threshold on validation
+    task = tasks.Task(tasks.SINGLE_LABEL, ["NEG", "Pos"], min_confidence=threshold)
+    as_written = np.array([[threshold, 1 - threshold]], dtype=np.float32)  # a predictions file holds float32
+    assert not task.unsure(as_written[0]) and not task.unsure(np.array([threshold, 1 - threshold]))
+    assert task.unsure_mask(np.array([[0.5141, 0.4859], [0.9, 0.1]])).tolist() == [True, False]
+
+
+def test_score_reads_label_spellings_as_training_merged_them(trained_run, tmp_path):
+    from finetune.score import EVALUATION_FILE
+    from finetune.score import main as score
+
+    rows = [{**r, "label": {"positive": "Positive ", "negative": "NEGATIVE"}[r["label"]]}
+            for r in make_reviews(20, seed=41)]
+    data = write_csv(tmp_path / "spelled.csv", rows)
+    assert score([str(trained_run), "--test_file", str(data), "--output_dir", str(tmp_path / "out")]) == 0
+    result = artifacts.read_json(tmp_path / "out", EVALUATION_FILE)
+    assert sum(map(sum, result["confusion_matrix"])) == 20  # every review scored, under the model's own names
