@@ -615,8 +615,8 @@ def _onnx_outputs(task, text_fields: list[str] | None) -> tuple[str, str]:
                         "# the threshold chosen on validation\n       for row in probabilities])")
     return review, ("logits = logits / getattr(config, 'review_temperature', 1.0)  # calibrated on validation\n"
                     "probabilities = np.exp(logits - logits.max(-1, keepdims=True))\n"
-                    "probabilities /= probabilities.sum(-1, keepdims=True)\n"
-                    "print([config.id2label[int(i)] for i in probabilities.argmax(-1)], probabilities.max(-1))")
+                    "probabilities /= probabilities.sum(-1, keepdims=True)  # per class, as the demo shows them\n"
+                    "print([config.id2label[int(i)] for i in probabilities.argmax(-1)])")
 
 
 def _onnx_section(repo: str, copy: Any, task=None, text_fields: list[str] | None = None) -> str:

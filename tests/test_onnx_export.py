@@ -162,6 +162,13 @@ def test_training_run_cards_onnx_snippet_runs_against_the_local_folder(trained_r
     section = card[card.index(ONNX_HEADING):]
     snippet = section[section.index("```python\n") + len("```python\n"):section.index("```", section.index("```python\n") + 3)]
     assert f'REPO = "{folder}"' in snippet
-    exec(compile(snippet, "card-snippet", "exec"), {})
+    scope = {}
+    exec(compile(snippet, "card-snippet", "exec"), scope)
     printed = capsys.readouterr().out
     assert printed.strip().strip("[]").strip("'") in ("negative", "positive")
+    # its probabilities are the served ones: calibrated by the run's temperature, as the demo gives them
+    from finetune.inference import ReviewClassifier
+
+    served = ReviewClassifier(folder, engine="onnxruntime").predict_one("The food was great and the staff were lovely.")
+    assert scope["probabilities"][0].tolist() == pytest.approx([served.scores["negative"], served.scores["positive"]],
+                                                                abs=1e-5)
