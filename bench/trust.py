@@ -44,7 +44,7 @@ RUNS_DIR = HERE / ".data" / "trust-runs"
 SIZES = {"rotten_tomatoes": {"train": 1000, "validation": 300, "test": 500},
          "clothing_recommend": {"train": 600, "validation": 300, "test": 500},
          "fine_foods": {"train": 600, "validation": 300, "test": 497}}
-SIGNALS = {"combined": "score", "finetuned": "p_label_finetuned", "frozen": "p_label_frozen"}
+SIGNALS = {"finetuned": "p_label_finetuned", "frozen": "p_label_frozen"}  # "combined": their mean
 
 
 def noisy_files(dataset: str, noise: float, seed: int) -> tuple[dict[str, Path], set[int]]:
@@ -91,6 +91,12 @@ def run_cell(dataset: str, noise: float, seed: int) -> dict:
         for name, column in SIGNALS.items():
             ranked = sorted((r for r in train if r[column] != ""), key=lambda r: float(r[column]))
             row[f"precision_at_n_{name}"] = round(precision_at([int(r["row"]) for r in ranked], flipped, n), 4)
+        # the average of both signals' probability of the given label (the run's own ranking in the first cells)
+        both = sorted((r for r in train if r["p_label_frozen"] != ""),
+                      key=lambda r: float(r["p_label_finetuned"]) + float(r["p_label_frozen"]))
+        row["precision_at_n_combined"] = round(precision_at([int(r["row"]) for r in both], flipped, n), 4)
+        # what cleanlab's verdicts (label_issue) were computed from: the average at first, then the fine-tuned model
+        row["ranked_by"] = ((results.get("frozen_baseline") or {}).get("suspects") or {}).get("signals")
         flagged = {int(r["row"]) for r in train if r["label_issue"] == "True"}
         row["cleanlab_flagged"] = len(flagged)
         row["cleanlab_precision"] = round(len(flagged & flipped) / len(flagged), 4) if flagged else None

@@ -768,8 +768,7 @@ def rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, 
     issues = sum(row["label_issue"] for row in found)
     logger.info("suspect labels: %d of %d reviews flagged by cleanlab; most suspect in %s", issues, len(found),
                 artifacts.SUSPECTS_FILE)
-    return {"reviews": len(found), "label_issues": issues, "signals": "fine-tuned + frozen (out-of-sample)"
-            if frozen else "fine-tuned", "top": [{k: row[k] for k in ("split", "row", "text", "label", "model_label",
+    return {"reviews": len(found), "label_issues": issues, "signals": "fine-tuned", "top": [{k: row[k] for k in ("split", "row", "text", "label", "model_label",
                                                                       "score")} for row in found[:suspects.SHOWN]]}
 
 
