@@ -406,8 +406,8 @@ class RunArguments:
         default=True,
         metadata={"help": "After training: a logistic regression on the base model's frozen embeddings, scored on the "
                   "same splits (the card shows what fine-tuning bought), and suspect_labels.csv (classes: reviews "
-                  "whose label is probably wrong, by cleanlab). One embedding pass over at most 20,000 train "
-                  "reviews and the scored splits; false skips it."},
+                  "whose label is probably wrong, by cleanlab). One embedding pass over at most 2,000 reviews a "
+                  "split on a CPU (20,000 on a GPU); false skips it."},
     )
     audit_only: bool = field(
         default=False,
