@@ -336,7 +336,7 @@ def test_fetch_run_files_of_a_local_folder_maps_missing_files_to_none(tmp_path):
     found = artifacts.fetch_run_files(str(tmp_path))
     assert found == {artifacts.HISTORY_FILE: None, artifacts.RESULTS_FILE: tmp_path / artifacts.RESULTS_FILE,
                      artifacts.CONFIG_FILE: None, artifacts.CARD_FILE: tmp_path / artifacts.CARD_FILE,
-                     artifacts.SEARCH_FILE: None}
+                     artifacts.SEARCH_FILE: None, artifacts.AUDIT_FILE: None, artifacts.SUSPECTS_FILE: None}
     assert list(found) == list(artifacts.RUN_FILES)
     assert artifacts.fetch_run_files(str(tmp_path), names=("predictions_test.csv",)) == {"predictions_test.csv": None}
     assert json.loads(found[artifacts.RESULTS_FILE].read_text()) == {}

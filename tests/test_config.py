@@ -76,7 +76,7 @@ def test_parse_config_bad_values_name_the_flag(argv, message):
 
 
 def test_parse_config_rejects_unsupported_file_type(tmp_path):
-    path = tmp_path / "reviews.xlsx"
+    path = tmp_path / "reviews.docx"
     path.write_text("x")
     with pytest.raises(UsageError, match="unsupported file type"):
         parse_run(["--train_file", str(path)])

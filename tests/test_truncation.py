@@ -90,7 +90,9 @@ def test_a_run_saves_its_truncation_and_the_serving_path_reads_reviews_the_same_
     encoded, _ = truncation.encode(tokenizer, [review], 16, strategy)
     model = AutoModelForSequenceClassification.from_pretrained(output_dir).eval()
     with torch.no_grad():
-        expected = model(**{k: torch.tensor(v) for k, v in encoded.items()}).logits.softmax(-1)[0].tolist()
+        logits = model(**{k: torch.tensor(v) for k, v in encoded.items()}).logits
+    # served calibrated: divided by the temperature fitted on validation (config.json), as every serving path does
+    expected = (logits / saved.get("review_temperature", 1.0)).softmax(-1)[0].tolist()
     assert list(prediction.scores.values()) == pytest.approx(expected, abs=1e-5)
     head = ReviewClassifier(output_dir, engine="pytorch", max_length=16, truncation="head").predict_one(review)
     assert head.scores != pytest.approx(prediction.scores, abs=1e-6)  # the flag is not ignored
