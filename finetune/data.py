@@ -256,11 +256,15 @@ def merge_label_spellings(splits: dict, column: str) -> tuple[dict, dict[str, li
         if any(isinstance(v, str) and display.get(audit.canonical_label(v), v) != v for v in column_values(split, column)):
             splits[name] = split.map(_respelled, batched=True, fn_kwargs={"column": column, "display": display},
                                      desc=f"Merging {name} label spellings")
+    _warn_merged(variants)
+    return splits, variants
+
+
+def _warn_merged(variants: dict[str, list[str]]) -> None:
     if variants:
         logger.warning("labels that differ only by case, spaces or number form are merged: %s",
                        "; ".join(f"{', '.join(repr(v) for v in spellings)} -> {name!r}"
                                  for name, spellings in variants.items()))
-    return splits, variants
 
 
 def spelling_map(labels) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -492,10 +496,7 @@ def _prepare_other_task(splits: dict, args: DataArguments, seed: int, dataset_na
         lists = _label_lists(splits["train"], column, delimiter)
         display, variants = spelling_map([label for labels in lists for label in labels or []])
         respell = {spelling: name for name, spellings in variants.items() for spelling in spellings}
-        if variants:
-            logger.warning("labels that differ only by case, spaces or number form are merged: %s",
-                           "; ".join(f"{', '.join(repr(v) for v in spellings)} -> {name!r}"
-                                     for name, spellings in variants.items()))
+        _warn_merged(variants)
         lists = [None if labels is None else list(dict.fromkeys(respell.get(x, x) for x in labels)) for labels in lists]
         cells = column_values(splits["train"], column)
         if not delimiter and fixed_names is None and not any(

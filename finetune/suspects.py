@@ -181,12 +181,11 @@ def suspect_rows(task: tasks.Task, split: str, texts: list[str], rows: np.ndarra
     """One split's reviews, scored by the fine-tuned model's probabilities (the frozen baseline's beside them): the
     rows for the CSV, the scores and cleanlab's verdicts."""
     labels = np.asarray(labels, dtype=np.int64)
-    combined = finetuned
-    scores, issues = rank(labels, combined)
+    scores, issues = rank(labels, finetuned)
     index = np.arange(len(labels))
     found = [{
         "split": split, "row": int(rows[i]), "text": texts[i], "label": task.label_names[labels[i]],
-        "model_label": task.label_names[int(combined[i].argmax())], "score": round(float(scores[i]), 6),
+        "model_label": task.label_names[int(finetuned[i].argmax())], "score": round(float(scores[i]), 6),
         "label_issue": bool(issues[i]), "p_label_finetuned": round(float(finetuned[i, labels[i]]), 6),
         "p_label_frozen": "" if frozen is None else round(float(frozen[i, labels[i]]), 6),
     } for i in index]
