@@ -123,6 +123,8 @@ def measure(flags: list[str], data_flags: list[str], samples: int, peak: float, 
         "mean padded length": padded_tokens / samples,
         "padding share of compute": 1 - useful / flops,
         "share of fp32 peak": flops / seconds / peak,
+        "distinct shapes": len({shape for _, (shape, _) in timed}),
+        "seconds": seconds,
     }
 
 

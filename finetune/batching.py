@@ -15,14 +15,49 @@ import math
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer
+from transformers import DataCollatorWithPadding, Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from finetune import memory, objective
 
 logger = logging.getLogger("finetune")
+
+
+class BucketedCollator:
+    """Pads each batch to its longest review rounded up to a multiple of `multiple` tokens, never past `max_length`.
+
+    Length-grouped batches of reviews change shape almost every step, and a CPU's kernels (oneDNN's bf16 and
+    int8 matmuls above all) are built per shape; with lengths rounded to buckets a run sees a few dozen shapes
+    instead of hundreds. Padding only: every review was already truncated by tokenization, so a bucket never
+    cuts a review, and the attention mask hides the extra pads. `max_length` caps the bucket so that no batch
+    is longer than the model's positions (a 510-token limit with buckets of 16 would otherwise pad to 512).
+    `multiple` None or 1: pad to the longest review, as transformers' DataCollatorWithPadding does.
+    """
+
+    def __init__(self, tokenizer, multiple: int | None, max_length: int | None):
+        self.tokenizer, self.multiple, self.max_length = tokenizer, multiple or 1, max_length
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        longest = max(len(feature["input_ids"]) for feature in features)
+        target = bucket_length(longest, self.multiple, self.max_length)
+        # transformers' collator at a fixed length: its handling of labels (`label` -> `labels`) stays the Trainer's
+        return DataCollatorWithPadding(self.tokenizer, padding="max_length", max_length=target)(features)
+
+
+def bucket_length(longest: int, multiple: int, max_length: int | None) -> int:
+    """`longest` rounded up to a multiple of `multiple`, at most max(longest, max_length)."""
+    rounded = -(-longest // multiple) * multiple
+    return max(longest, min(rounded, max_length)) if max_length else rounded
+
+
+def distinct_shapes(lengths, batch_size: int, multiple: int, max_length: int | None) -> int:
+    """How many padded lengths the length-sorted batches of `lengths` take: an upper bound on the kernel shapes a
+    length-grouped epoch meets (bench/batch_size.py prints it next to the throughput)."""
+    ordered = np.sort(np.asarray(lengths))[::-1]
+    return len({bucket_length(int(ordered[i]), multiple, max_length) for i in range(0, len(ordered), batch_size)})
 
 
 def split_rows(inputs: dict[str, Any], max_tokens: int | None) -> list[dict[str, Any]]:

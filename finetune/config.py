@@ -349,6 +349,15 @@ class RunArguments:
             "and the results stay, the peak memory falls (16 x 512 tokens is 2x this default). 0: no limit."
         },
     )
+    pad_to_multiple_of: int = field(
+        default=16,
+        metadata={
+            "help": "Pad each batch to its longest review rounded up to a multiple of this many tokens (never past "
+            "the maximum length), so that a run meets a few dozen tensor shapes instead of hundreds and the CPU's "
+            "kernels built per shape are reused; truncation is unchanged. 1: pad to the longest review only "
+            "(measured: bench/batch_size.py)."
+        },
+    )
     cpu_threads: int | None = field(
         default=None,
         metadata={
@@ -467,6 +476,9 @@ class RunArguments:
             raise UsageError("--hp_search_train_samples/--hp_search_space need --hp_search_trials N (N > 0).")
         if self.max_train_batch_tokens is not None and self.max_train_batch_tokens < 0:
             raise UsageError(f"--max_train_batch_tokens {self.max_train_batch_tokens}: must be 0 (no limit) or more.")
+        if self.pad_to_multiple_of < 1:
+            raise UsageError(f"--pad_to_multiple_of {self.pad_to_multiple_of}: must be 1 (pad to the longest review) "
+                             "or more, e.g. 16.")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise UsageError(f"--cpu_threads {self.cpu_threads}: must be at least 1.")
         if self.carbon_intensity is not None and not self.carbon_intensity >= 0:

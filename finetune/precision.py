@@ -3,8 +3,7 @@
 CPUs with the same bf16 flags differ: on a 2-core AMD EPYC with AVX512-BF16, bf16 autocast trained 1.5x
 faster than fp32; on an Intel Xeon with AVX512-BF16 but no AMX it trained 1.6x slower (README, "bf16 on
 CPU"). So `measure` times forward + backward of the real model on a representative batch in both
-precisions (a warm-up, then a few alternating repeats, each in a new shape as length-grouped training
-steps are, a few seconds in all), and `choose` keeps fp32
+precisions (a warm-up, then a few alternating repeats, a few seconds in all), and `choose` keeps fp32
 unless bf16 is clearly faster. The model is left as it was: no optimizer step, gradients and buffers as
 before, train/eval mode restored, and the random number generator's state restored, so that a probed run
 trains exactly as a run given the same --bf16 would.
@@ -83,16 +82,21 @@ def apply(args, bf16: bool) -> None:
 
 def decide(model, train, collator, rows: int, max_tokens: int | None = None, threads: int | None = None,
            measure_fn: Callable[..., tuple[float, float, int]] | None = None,
-           cache: Path | None = None, limit: int | None = None) -> ProbeResult:
+           cache: Path | None = None, limit: int | None = None, reused_shapes: bool = True) -> ProbeResult:
     """The precision for training `model` on `train` (a tokenized split) in batches of `rows`: from the
     cache when this machine measured the same case before, else measured now and cached. `limit` is the most
-    tokens the model takes (finetune/truncation.py's model_limit): no probe batch is longer."""
+    tokens the model takes (finetune/truncation.py's model_limit): no probe batch is longer. `reused_shapes`: the
+    training batches are padded to buckets (--pad_to_multiple_of above 1), so a step mostly meets a shape whose
+    kernels exist and every repeat times the warm shape; False: each repeat is a new shape, as unbucketed
+    length-grouped steps are."""
     sample, lengths = length_sample(train)
     length = int(np.median(lengths))
     rows = probe_rows(rows, length, max_tokens)
     threads = threads or torch.get_num_threads()
     cache = cache or cache_file()
     key, facts = cache_key(model.config, rows, length, threads)
+    facts["reused_shapes"] = reused_shapes
+    key = hashlib.sha256(f"{key} reused_shapes={reused_shapes}".encode()).hexdigest()[:24]
     cached = read_cache(cache).get(key)
     if cached is not None:
         try:
@@ -100,7 +104,7 @@ def decide(model, train, collator, rows: int, max_tokens: int | None = None, thr
         except (KeyError, TypeError):  # an entry of another version of this file: measure again
             pass
     batch = probe_batch(sample, lengths, collator, rows, length, limit)
-    fp32, bf16, repeats = (measure_fn or measure)(model, batch)
+    fp32, bf16, repeats = (measure_fn or measure)(model, batch, new_shapes=not reused_shapes)
     result = ProbeResult(round(fp32 * 1000, 1), round(bf16 * 1000, 1), rows, int(batch["input_ids"].shape[1]),
                          repeats, measured=datetime.now(timezone.utc).date().isoformat())
     write_cache(cache, key, facts, result)
@@ -108,13 +112,15 @@ def decide(model, train, collator, rows: int, max_tokens: int | None = None, thr
 
 
 def measure(model, batch: dict[str, torch.Tensor], timer: Callable[[], float] = time.perf_counter,
-            budget: float = PROBE_BUDGET_SECONDS) -> tuple[float, float, int]:
+            budget: float = PROBE_BUDGET_SECONDS, new_shapes: bool = True) -> tuple[float, float, int]:
     """Seconds of one forward + backward in fp32 and under bf16 autocast (the mean of a few alternating
     repeats, after one warm-up each), and the number of repeats; the model is left as it was.
 
-    Each repeat pads the batch one token longer: a new shape, as almost every step of length-grouped
-    training is. On a Sapphire Rapids Xeon (AMX) bf16 was 1.4x *faster* than fp32 on a shape it had seen
-    and 1.45x slower on a new one, which is what whole runs showed (bench/results/2026-12-01-precision.md).
+    With `new_shapes`, each repeat pads the batch one token longer: a new shape, as almost every step of
+    length-grouped training without buckets is. On a Sapphire Rapids Xeon (AMX) bf16 was 1.4x *faster* than
+    fp32 on a shape it had seen and 1.45x slower on a new one, which is what whole runs showed
+    (bench/results/2026-12-01-precision.md). Without, every repeat times the warm shape: bucketed training
+    (finetune/batching.py BucketedCollator) meets each of its few shapes many times.
     """
     with untouched(model):
         step = _step_timer(model, timer)
@@ -122,7 +128,7 @@ def measure(model, batch: dict[str, torch.Tensor], timer: Callable[[], float] = 
         repeats = max(1, min(MAX_REPEATS, int(budget / max(warm, 1e-9)) - 1))
         fp32, bf16 = [], []
         for extra in range(1, repeats + 1):
-            longer = padded(batch, extra)
+            longer = padded(batch, extra) if new_shapes else batch
             fp32.append(step(longer, False))
             bf16.append(step(longer, True))
     return sum(fp32) / repeats, sum(bf16) / repeats, repeats

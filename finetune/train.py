@@ -31,7 +31,7 @@ if __package__ in (None, ""):
 import numpy as np
 import torch
 from datasets import DatasetDict
-from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+from transformers import EarlyStoppingCallback, Trainer, set_seed
 from transformers.trainer_callback import TrainerCallback
 
 from finetune import (
@@ -54,7 +54,7 @@ from finetune import (
 )
 from finetune import truncation as truncating
 from finetune.audit import AuditReport, audit
-from finetune.batching import ReviewTrainer
+from finetune.batching import BucketedCollator, ReviewTrainer
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
@@ -435,7 +435,7 @@ def prepare(config: RunConfig) -> Prepared:
     model.config.review_truncation = config.data.truncation
     text_fields.save(model.config, config.data.text_columns(), separator)
     text_fields.save_pairing(model.config, config.data.text_pairing)
-    note = family_note or choose_precision(config, model, tokenized["train"], tokenizer)
+    note = family_note or choose_precision(config, model, tokenized["train"], tokenizer, max_length)
     weights = None
     if config.run.class_weights == "balanced":
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
@@ -496,7 +496,7 @@ def describe_task(task: tasks.Task) -> str:
     return f"{len(task.label_names)} {kind}: {task.label_names}"
 
 
-def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
+def choose_precision(config: RunConfig, model, train, tokenizer, max_length: int) -> str:
     """On a CPU with --bf16 not given: bf16 or fp32 by a probe of this model (finetune/precision.py), set on
     config.training before the Trainer reads it. The main process measures (or finds its cached probe) and
     tells the others, so that every process trains in the same precision. Returns the log's words."""
@@ -511,9 +511,11 @@ def choose_precision(config: RunConfig, model, train, tokenizer) -> str:
         return "fp32: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), so bf16 would be emulated; no probe"
     shared: list = [None]
     if args.process_index == 0:
-        shared[0] = precision.decide(model, train, DataCollatorWithPadding(tokenizer), args.per_device_train_batch_size,
+        shared[0] = precision.decide(model, train, BucketedCollator(tokenizer, config.run.pad_to_multiple_of, max_length),
+                                     args.per_device_train_batch_size,
                                      config.run.max_train_batch_tokens or None, torch.get_num_threads(),
-                                     limit=truncating.model_limit(tokenizer, model.config))
+                                     limit=truncating.model_limit(tokenizer, model.config),
+                                     reused_shapes=config.run.pad_to_multiple_of > 1)
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(shared, src=0)
     precision.apply(args, shared[0].bf16)
@@ -526,7 +528,8 @@ def build_trainer(config: RunConfig, prepared: Prepared, **overrides) -> Trainer
         args=config.training,
         train_dataset=prepared.tokenized["train"],
         eval_dataset=prepared.tokenized["validation"],
-        processing_class=prepared.tokenizer,  # its default collator pads each batch to its longest review
+        processing_class=prepared.tokenizer,
+        data_collator=BucketedCollator(prepared.tokenizer, config.run.pad_to_multiple_of, prepared.max_length),
         compute_metrics=make_compute_metrics(prepared.data.task),
         callbacks=[LogLossAtEpochEnd(), *early_stopping(config)],
     )

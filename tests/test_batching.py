@@ -5,7 +5,7 @@ from conftest import tiny_run_args
 from transformers import AutoModelForSequenceClassification, TrainingArguments
 
 from finetune import artifacts
-from finetune.batching import ReviewTrainer, split_rows
+from finetune.batching import BucketedCollator, ReviewTrainer, bucket_length, distinct_shapes, split_rows
 from finetune.train import main
 
 
@@ -86,3 +86,77 @@ def test_a_run_counts_the_batches_it_ran_in_pieces(tiny_bert, review_files, tmp_
     unlimited = tmp_path / "unlimited"
     assert main(tiny_run_args(tiny_bert, review_files, unlimited, "--max_train_batch_tokens", "0")) == 0
     assert artifacts.read_json(unlimited, artifacts.RESULTS_FILE)["batches_in_pieces"] == 0
+
+
+# --- bucketed shapes (BucketedCollator) -------------------------------------------------------------
+
+
+def test_bucket_length_rounds_up_within_the_model_limit():
+    assert [bucket_length(n, 16, 512) for n in (1, 16, 17, 500, 510, 512)] == [16, 16, 32, 512, 512, 512]
+    # a limit that is not a multiple caps the bucket: a 510-position model never gets a 512-token batch
+    assert bucket_length(500, 16, 510) == 510
+    assert bucket_length(7, 1, 64) == 7
+    # fewer padded lengths over length-sorted batches than one per batch
+    lengths = list(range(3, 300))
+    assert distinct_shapes(lengths, 8, 16, 512) <= 19 < distinct_shapes(lengths, 8, 1, 512)
+
+
+def test_bucketed_collator_pads_to_the_bucket_and_keeps_every_token(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    texts = ["great", "great film and a fine cast " * 3, "bad " * 39]
+    features = [{**tokenizer(text, truncation=True, max_length=40), "label": i % 2} for i, text in enumerate(texts)]
+    batch = BucketedCollator(tokenizer, 16, 64)(features)
+    assert batch["input_ids"].shape == (3, 48)  # the longest, cut to 40 tokens by tokenization, rounded up to 48
+    assert batch["labels"].tolist() == [0, 1, 0]
+    for row, feature in enumerate(features):
+        n = len(feature["input_ids"])
+        assert batch["attention_mask"][row].sum() == n
+        assert batch["input_ids"][row, :n].tolist() == feature["input_ids"]
+    assert BucketedCollator(tokenizer, 16, 44)(features)["input_ids"].shape == (3, 44)  # capped by the limit
+    assert BucketedCollator(tokenizer, 1, 64)(features)["input_ids"].shape == (3, 40)  # longest review only
+
+
+def _shapes_of_a_run(tiny_bert, tmp_path, multiple: int):
+    import random
+
+    from conftest import FILLER, write_csv
+
+    from finetune.train import build_trainer, parse_run, prepare
+
+    rng = random.Random(5)
+    # lengths from 1 to 80 words: the tiny BERT's 64 positions cut the longest (tail truncation)
+    rows = [{"text": " ".join(rng.choices(FILLER, k=rng.randint(1, 80))), "label": ["positive", "negative"][i % 2]}
+            for i in range(120)]
+    files = {"train": write_csv(tmp_path / f"train-{multiple}.csv", rows)}
+    config = parse_run(tiny_run_args(tiny_bert, files, tmp_path / f"run-{multiple}", "--num_train_epochs", "1",
+                                     "--per_device_train_batch_size", "8", "--eval_strategy", "no",
+                                     "--save_strategy", "no", "--load_best_model_at_end", "false",
+                                     "--frozen_baseline", "false", "--pad_to_multiple_of", str(multiple)))
+    prepared = prepare(config)
+    trainer = build_trainer(config, prepared)
+    seen = []
+    collate = trainer.data_collator
+
+    def recording(features):
+        batch = collate(features)
+        seen.append(batch)
+        return batch
+
+    trainer.data_collator = recording
+    trainer.train()
+    return prepared, seen
+
+
+def test_bucketed_run_meets_few_shapes_and_reads_every_review_as_tokenized(tiny_bert, tmp_path):
+    prepared, seen = _shapes_of_a_run(tiny_bert, tmp_path, 16)
+    limit = prepared.max_length
+    shapes = {batch["input_ids"].shape[1] for batch in seen}
+    assert all(width % 16 == 0 or width == limit for width in shapes) and len(shapes) <= -(-limit // 16)
+    # every training review reached the model as tokenization cut it: the same word pieces, no more, no fewer
+    read = sorted(tuple(ids[mask.bool()].tolist()) for batch in seen for ids, mask in
+                  zip(batch["input_ids"], batch["attention_mask"]))
+    assert read == sorted(tuple(ids) for ids in prepared.tokenized["train"]["input_ids"])
+    _, unbucketed = _shapes_of_a_run(tiny_bert, tmp_path, 1)
+    assert len({batch["input_ids"].shape[1] for batch in unbucketed}) > len(shapes)

@@ -104,6 +104,25 @@ def tiny_classifier(tiny_bert):
     return model, tokenizer, train
 
 
+def test_the_probe_times_new_shapes_or_the_warm_one(tiny_classifier):
+    model, tokenizer, train = tiny_classifier
+    sample, lengths = precision.length_sample(train)
+    batch = precision.probe_batch(sample, lengths, DataCollatorWithPadding(tokenizer), 8, int(lengths.mean()))
+    widths = []
+    hook = model.bert.embeddings.register_forward_hook(lambda module, args, output: widths.append(output.shape[1]))
+    try:
+        precision.measure(model, batch, budget=10.0, new_shapes=False)
+        warm = list(widths)
+        widths.clear()
+        precision.measure(model, batch, budget=10.0, new_shapes=True)
+    finally:
+        hook.remove()
+    length = batch["input_ids"].shape[1]
+    assert set(warm) == {length}  # bucketed training meets its shapes again: every repeat times the warm one
+    assert widths[:2] == [length, length] and widths[2:] == [w for extra in range(1, len(widths) // 2) for w in
+                                                             (length + extra, length + extra)]
+
+
 def test_the_probe_leaves_weights_grads_mode_and_rng_as_they_were(tiny_classifier):
     model, tokenizer, train = tiny_classifier
     model.eval()
@@ -138,7 +157,7 @@ def test_the_probe_is_cached_per_machine_threads_model_shape_and_length(tiny_cla
     model, tokenizer, train = tiny_classifier
     cache, calls = tmp_path / "probes.json", []
 
-    def fake_measure(model, batch):
+    def fake_measure(model, batch, new_shapes=True):
         calls.append(batch["input_ids"].shape)
         return 0.200, 0.100, 3
 
@@ -194,7 +213,7 @@ def test_a_cpu_without_bf16_instructions_trains_in_fp32_without_a_probe(tiny_ber
 
     monkeypatch.setattr(machine, "cpu_flags", lambda cpuinfo=None: ["avx", "avx2", "fma", "sse4_2"])
 
-    def no_probe(model, batch):
+    def no_probe(model, batch, new_shapes):
         raise AssertionError("no bf16 instructions: no probe")
 
     monkeypatch.setattr(precision, "measure", no_probe)
@@ -233,16 +252,19 @@ def test_a_probed_run_trains_exactly_as_the_same_explicit_choice(bf16_cpu, tiny_
 def test_a_probe_that_finds_bf16_faster_trains_in_bf16_and_says_so(bf16_cpu, tiny_bert, review_files, tmp_path, monkeypatch,
                                                                    finetune_log):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr(precision, "measure", lambda model, batch: (0.150, 0.100, 3))
+    probed_new_shapes = []
+    monkeypatch.setattr(precision, "measure",
+                        lambda model, batch, new_shapes: probed_new_shapes.append(new_shapes) or (0.150, 0.100, 3))
     out = tmp_path / "run"
     assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1")) == 0
+    assert probed_new_shapes == [False]  # bucketed batches (the default): the probe times the warm shape
     summary = next(line for line in finetune_log if line.startswith("Device: CPU"))
     assert "mixed precision bf16 (probe of 3 repeat(s)" in summary
     assert "fp32 150 ms, bf16 100 ms per forward+backward; bf16 1.50x as fast" in summary
     assert "mixed_precision: bf16" in (out / "README.md").read_text()
     assert "bf16: true" in (out / artifacts.CONFIG_FILE).read_text()
 
-    def no_probe(model, batch):
+    def no_probe(model, batch, new_shapes):
         raise AssertionError("the cached answer should have been used")
 
     monkeypatch.setattr(precision, "measure", no_probe)
@@ -265,7 +287,7 @@ def test_the_probes_choice_reaches_the_accelerator(tiny_classifier, tmp_path):
 
 
 def test_a_bf16_run_trains_and_says_so_without_a_probe(tiny_bert, review_files, tmp_path, monkeypatch, finetune_log):
-    def no_probe(model, batch):
+    def no_probe(model, batch, new_shapes):
         raise AssertionError("--bf16 given: no probe")
 
     monkeypatch.setattr(precision, "measure", no_probe)
