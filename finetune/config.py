@@ -550,6 +550,7 @@ class RunConfig:
     # RECIPE_FLAGS and DEVICE_FLAGS the user did not give (neither flag nor --config key): a model family's recipe
     # or restriction may set them (finetune/families.py).
     unset: frozenset[str] = frozenset()
+    batch_choice: str = ""  # the batch size and learning rate chosen for the data (train.choose_batch), for the card
     family_recipe: str = ""  # the family recipe's values this run took, and their source, for the log and the card
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

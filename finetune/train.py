@@ -54,7 +54,7 @@ from finetune import (
 )
 from finetune import truncation as truncating
 from finetune.audit import AuditReport, audit
-from finetune.batching import BucketedCollator, ReviewTrainer
+from finetune.batching import BucketedCollator, ReviewTrainer, throughput_batch
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
@@ -435,6 +435,7 @@ def prepare(config: RunConfig) -> Prepared:
     model.config.review_truncation = config.data.truncation
     text_fields.save(model.config, config.data.text_columns(), separator)
     text_fields.save_pairing(model.config, config.data.text_pairing)
+    config.batch_choice = choose_batch(config, tokenized["train"], model_config, max_length)
     note = family_note or choose_precision(config, model, tokenized["train"], tokenizer, max_length)
     weights = None
     if config.run.class_weights == "balanced":
@@ -486,6 +487,23 @@ def new_model(config: RunConfig, data: ReviewData, train):
             with torch.no_grad():
                 last.bias.fill_(float(np.mean(train["label"][:])))
     return model
+
+
+def choose_batch(config: RunConfig, train, model_config, max_length: int) -> str:
+    """The batch size and learning rate for this data when the user set neither (nor did the model family's recipe,
+    nor --gradient_accumulation_steps): larger batches for short reviews (finetune/batching.py throughput_batch),
+    set on config.training before the Trainer and the precision probe read it. Returns the log's and card's words."""
+    args = config.training
+    family_set = families.recipe_values(families.family_of(model_config), config.unset)
+    chosen_by_user = {"per_device_train_batch_size", "learning_rate"} - (set(config.unset) - set(family_set))
+    if chosen_by_user or args.gradient_accumulation_steps != 1:
+        return ""
+    lengths = train["length"][:] if "length" in train.column_names else [len(ids) for ids in train["input_ids"]]
+    choice = throughput_batch(lengths, args.world_size, config.run.max_train_batch_tokens or None,
+                              config.run.pad_to_multiple_of, max_length)
+    args.per_device_train_batch_size, args.learning_rate = choice.rows, choice.learning_rate
+    logger.info("batch size (default for this data): %s", choice.reason)
+    return choice.reason
 
 
 def describe_task(task: tasks.Task) -> str:
