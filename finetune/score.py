@@ -17,6 +17,7 @@ Hub repo it pushes the card alone, in one commit (token: HF_TOKEN or `hf auth lo
 whenever a file of this package runs as a script.)
 """
 
+import dataclasses
 import logging
 import shlex
 import sys
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, embedded, hub, tasks, trust
+from finetune import artifacts, hub, tasks, trust
 from finetune.artifacts import is_local_path, public_value
 from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
@@ -159,99 +160,55 @@ def training_max_length(model_ref: str, token: str | None, revision: str | None)
 
 
 def load_reviews(args: ScoreArguments, classifier) -> Reviews:
-    """The split to score, cleaned as training cleans its splits, its texts made of the fields the model was
-    trained on (finetune/text_fields.py) and its labels read as the model's task reads them; raises UsageError."""
-    import dataclasses
+    """The split to score, read as training reads its splits (finetune/data/reading.py): its texts made of the
+    fields the model was trained on (finetune/text_fields.py), its labels read as the model's task reads them;
+    raises UsageError."""
+    from finetune.data import Reading, label_columns, load_split, model_labels, read_splits, source_identity
 
-    from finetune.data import (
-        check_ratings,
-        check_source_columns,
-        dataset_identity,
-        drop_empty_rows,
-        drop_hidden_labels,
-        label_columns,
-        load_embedded_reviews,
-        load_hub_dataset,
-        missing_label_mask,
-        model_label_ids,
-        ratings_of_class_names,
-        take_subset,
-        task_label_values,
-        unify_columns,
-    )
-    from finetune.data_files import read_data_file
-
-    task, model_fields = classifier.task, classifier.text_fields
-    if args.text_column_names is None and len(model_fields) > 1:
-        if args.text_column_name != "text":
-            raise UsageError(f"the model reads {len(model_fields)} text columns ({', '.join(model_fields)}), joined: "
-                             "pass them all with --text_column_names, e.g. --text_column_names "
-                             f"{','.join(model_fields)} (in that order).")
-        args.text_column_names = ",".join(model_fields)
-    elif args.text_column_names is not None and len(args.text_columns()) != len(model_fields):
-        raise UsageError(f"--text_column_names {args.text_column_names}: the model was trained on {len(model_fields)} "
-                         f"text column(s) ({', '.join(model_fields)}); pass that many, in that order.")
-    split_name, config_name = args.split, None
-    if args.test_file:
-        split = read_data_file(args.test_file, "test_file", args.file_encoding, args.csv_delimiter,
-                               (*args.text_columns(), *label_columns(args)), args.sheet)
-        name, hub_id = public_value(args.test_file), None
-    else:
-        if args.dataset_name:
-            splits = load_hub_dataset(args.dataset_name, args.dataset_config_name, other_source="--test_file")
-            name, hub_id = dataset_identity(args.dataset_name, args.dataset_config_name)
-            config_name = args.dataset_config_name
-        else:
-            splits, name, hub_id = load_embedded_reviews(), embedded.DATA_NAME, None
-        if args.split not in splits:
-            raise UsageError(f"--split {args.split}: the dataset has no such split (it has: {', '.join(splits)}).")
-        split = splits[args.split]
-
-    if args.label_column_name is None and not args.label_column_names:
-        # `label`, or a rating model's own column (its one output is named after the column it was trained on)
-        named = task.label_names[0] if task.problem_type == tasks.REGRESSION else None
-        args.label_column_name = next((c for c in ("label", named) if c and c in split.column_names), None)
-    labelled = bool(label_columns(args))
+    task = classifier.task
+    fields = _text_columns(args, classifier.text_fields)
     if args.label_delimiter and task.problem_type != tasks.MULTI_LABEL:
         raise UsageError(f"--label_delimiter splits a review's several labels; this model is {task.problem_type}, "
                          "one label per review. Drop --label_delimiter.")
     if args.label_column_names and task.problem_type != tasks.MULTI_LABEL:
         raise UsageError(f"--label_column_names: 0/1 columns are the labels of a multi-label model; this model is "
                          f"{task.problem_type}. Pass its label column with --label_column_name.")
-    check_source_columns(split, split_name, args, labelled=labelled)
-    if labelled and task.problem_type == tasks.REGRESSION:
-        split = ratings_of_class_names(split, args.label_column_name)
-        check_ratings(split, args.label_column_name, split_name, f"--test_file {args.test_file}" if args.test_file else None,
-                      needs="this model predicts a rating (regression): scoring it needs")
-    fields = args.text_columns()
-    joined, source, _ = unify_columns({split_name: split}, args, classifier.separator)
-    split = joined[split_name]
-    source = dataclasses.replace(source, label_column_name=source.label_column_name if labelled else None)
-    split, dropped = drop_empty_rows(split, source, split_name, check_label=False)
-    hidden = 0
-    if labelled:
-        mask = missing_label_mask(split, source.label_column_name, task.problem_type, classifier.label_names)
-        if len(split) and all(mask):
-            logger.warning("the %s data's labels are all hidden (-1 or missing): its %d reviews are predicted, "
-                           "not scored", split_name, len(split))
-            labelled = False
-        else:
-            split, hidden = drop_hidden_labels(split, source, split_name, mask)
-    if len(split) == 0:
-        raise UsageError(f"the {split_name} data holds no reviews with text (column {', '.join(fields)}). "
-                         "Check --text_column_name.")
-    if args.max_test_samples is not None:
-        split = take_subset(split, args.max_test_samples, args.seed)
-    label_ids = None
-    if labelled and task.problem_type == tasks.SINGLE_LABEL:
-        label_ids = model_label_ids(split, source.label_column_name, classifier.label_names, args.labels, split_name)
-    elif labelled:
-        label_ids = task_label_values(split, source.label_column_name, task, split_name, args.label_delimiter,
-                                      args.labels)
-    if args.labels and (not labelled or task.problem_type == tasks.REGRESSION):
-        logger.warning("--label_map is ignored: the data has no labels" if not labelled else
+    named = label_columns(args)
+    split = load_split(args, args.split, (*fields, *named))
+    if not named:
+        # `label`, or a rating model's own column (its one output is named after the column it was trained on)
+        rating = task.label_names[0] if task.problem_type == tasks.REGRESSION else None
+        named = [c for c in ("label", rating) if c and c in split.column_names][:1]
+    reading = dataclasses.replace(
+        Reading.of(args, task.problem_type, classifier.separator), text_columns=fields, label_sources=tuple(named),
+        files={args.split: f"--test_file {args.test_file}"} if args.test_file else {},
+        rating_need="this model predicts a rating (regression): scoring it needs")
+    rows = read_splits({args.split: split}, reading, model_labels(task, args.labels),
+                       limits={args.split: args.max_test_samples}, seed=args.seed)
+    scored = rows.labelled.get(args.split)
+    if args.labels and (scored is None or task.problem_type == tasks.REGRESSION):
+        logger.warning("--label_map is ignored: the data has no labels" if scored is None else
                        "--label_map is ignored: a rating has no label names")
-    return Reviews(list(split[source.text_column_name]), label_ids, name, hub_id, config_name, split_name, dropped, hidden)
+    reviews = scored if scored is not None else rows.unlabelled[args.split]
+    name, hub_id = source_identity(args)
+    return Reviews(reviews["text"][:], None if scored is None else scored["label"][:], name, hub_id,
+                   args.dataset_config_name if args.dataset_name else None, args.split,
+                   rows.dropped[args.split], rows.hidden.get(args.split, 0))
+
+
+def _text_columns(args: ScoreArguments, model_fields: list[str]) -> tuple[str, ...]:
+    """The columns a review's text comes from: the flags', which must be as many as the model was trained on; by
+    default the model's own (finetune/text_fields.py)."""
+    if args.text_column_names is None and len(model_fields) > 1:
+        if args.text_column_name != "text":
+            raise UsageError(f"the model reads {len(model_fields)} text columns ({', '.join(model_fields)}), joined: "
+                             "pass them all with --text_column_names, e.g. --text_column_names "
+                             f"{','.join(model_fields)} (in that order).")
+        return tuple(model_fields)
+    if args.text_column_names is not None and len(args.text_columns()) != len(model_fields):
+        raise UsageError(f"--text_column_names {args.text_column_names}: the model was trained on {len(model_fields)} "
+                         f"text column(s) ({', '.join(model_fields)}); pass that many, in that order.")
+    return tuple(args.text_columns())
 
 
 # --- the pure core: predict, score ----------------------------------------------------------------

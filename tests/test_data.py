@@ -312,3 +312,25 @@ def test_a_class_label_column_rates_by_the_numbers_its_names_start_with():
     plain = {"text": Value("string"), "label": ClassLabel(names=["bad", "ok", "good"])}
     data = _prepare({"train": _split([f"r{i}" for i in range(9)], [0, 1, 2] * 3, **plain)}, problem_type="regression")
     assert data.task.rating_values == [0.0, 1.0, 2.0]  # names without numbers: the class ids
+
+
+def test_read_splits_reads_a_split_as_a_models_labels_by_map_and_spelling():
+    from finetune import tasks
+    from finetune.data import Reading, model_labels, read_splits
+
+    split = Dataset.from_dict({"review": ["a", "b", "c", "d", ""], "label": ["positive", "Fresh ", "rotten", None, "x"]})
+    reading = Reading(tasks.SINGLE_LABEL, ("review",), ("label",))
+    rows = read_splits({"test": split}, reading, model_labels(tasks.Task(tasks.SINGLE_LABEL, ["fresh", "rotten"]),
+                                                              {"positive": "fresh"}))
+    assert rows.labelled["test"]["text"][:] == ["a", "b", "c"] and rows.labelled["test"]["label"][:] == [0, 0, 1]
+    assert rows.dropped == {"test": 1} and rows.hidden == {"test": 1} and not rows.unlabelled
+
+
+def test_read_splits_keeps_a_split_without_a_label_column_to_predict():
+    from finetune import tasks
+    from finetune.data import Reading, model_labels, read_splits
+
+    split = Dataset.from_dict({"text": ["a", " ", "c"]})
+    rows = read_splits({"test": split}, Reading(tasks.SINGLE_LABEL, ("text",)),
+                       model_labels(tasks.Task(tasks.SINGLE_LABEL, ["neg", "pos"]), {}))
+    assert not rows.labelled and rows.unlabelled["test"]["text"][:] == ["a", "c"] and rows.dropped == {"test": 1}

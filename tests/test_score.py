@@ -47,6 +47,17 @@ def test_training_run_keeps_per_review_predictions_of_its_scored_splits(trained_
     assert "`predictions_test.csv`" in (trained_run / artifacts.CARD_FILE).read_text()
 
 
+def test_score_load_reviews_leaves_the_arguments_as_given(trained_run, review_files):
+    from finetune.inference import ReviewClassifier
+    from finetune.score import ScoreArguments, load_reviews
+
+    args = ScoreArguments(test_file=str(review_files["test"]), label_column_name=None, max_test_samples=5)
+    before = repr(args)
+    reviews = load_reviews(args, ReviewClassifier(str(trained_run)))
+    assert repr(args) == before and args.label_column_name is None and args.text_column_names is None
+    assert len(reviews.texts) == 5 and len(reviews.label_ids) == 5  # column `label` found in the data
+
+
 def test_score_on_the_run_test_file_gives_the_run_results(trained_run, review_files, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main([str(trained_run), "--test_file", str(review_files["test"]), "--output_dir", str(out)]) == 0

@@ -79,7 +79,7 @@ def test_space_stages_only_what_the_demo_imports(tmp_path):
     assert {"app.py", "requirements.txt", "README.md", "finetune/__init__.py", "finetune/artifacts.py",
             "finetune/inference.py"} <= set(files)
     # training, data, metrics, the Hub push and this command are not the demo's
-    assert not {"finetune/train.py", "finetune/data.py", "finetune/config.py", "finetune/space.py",
+    assert not {"finetune/train.py", "finetune/data/__init__.py", "finetune/config.py", "finetune/space.py",
                 "finetune/score.py", "finetune/hub.py"} & set(modules)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == files
     requirements = (tmp_path / "requirements.txt").read_text().splitlines()
