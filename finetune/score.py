@@ -136,9 +136,13 @@ def load_model(model_ref: str, args: ScoreArguments, token: str | None):
     try:
         commit = None if local else hub.api(token).model_info(model_ref, revision=args.revision).sha
         revision = commit or args.revision
-        trained_length = args.max_seq_length or training_max_length(model_ref, token, revision)
-        return ReviewClassifier(model_ref, token=token, max_length=trained_length, revision=revision,
-                                truncation=args.truncation), commit
+        classifier = ReviewClassifier(model_ref, token=token, max_length=args.max_seq_length, revision=revision,
+                                      truncation=args.truncation)  # cut as trained: finetune/reading.py
+        if args.max_seq_length is None and classifier.reading.max_length is None:
+            legacy = legacy_max_length(model_ref, token, revision)  # a model saved before config.json held it
+            if legacy:
+                classifier.max_length = classifier.reading.cut_length(classifier.tokenizer, classifier.config, legacy)
+        return classifier, commit
     except Exception as err:  # OSError (no folder, no repo, no access), HTTP errors, bad files
         raise UsageError(
             f"MODEL {model_ref}{f' (revision {args.revision})' if args.revision else ''}: could not load a "
@@ -147,8 +151,9 @@ def load_model(model_ref: str, args: ScoreArguments, token: str | None):
         ) from err
 
 
-def training_max_length(model_ref: str, token: str | None, revision: str | None) -> int | None:
-    """The max_seq_length the run trained with (run_config.yaml), so that scores compare with the card's."""
+def legacy_max_length(model_ref: str, token: str | None, revision: str | None) -> int | None:
+    """The max_seq_length a run trained with, from its run_config.yaml: for models saved before config.json held
+    it (finetune/reading.py), so that their scores still compare with their card's."""
     import yaml
 
     path = artifacts.fetch_run_files(model_ref, token, names=(artifacts.CONFIG_FILE,), revision=revision)

@@ -69,6 +69,7 @@ from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import make_compute_metrics, score_task
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, output_layer, resolve_model_path
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
+from finetune.reading import ReviewReading
 from finetune.report import RunOutcome, write_run_files
 
 logger = logging.getLogger("finetune")
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                                      prepared.audit.leaked if prepared.audit else None)
         scores, matrices, scored = evaluated.scores, evaluated.matrices, evaluated.outputs
         if data.task.problem_type != tasks.REGRESSION and trainer.is_world_process_zero():
-            data.task.save(trainer.model.config)  # the temperature and thresholds just fitted on validation
+            prepared.reading.save(trainer.model.config)  # with the temperature and thresholds just fitted on validation
             trainer.model.config.save_pretrained(output_dir)
         probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
         # Every process predicts (a distributed predict gathers from all); the main process ranks them below.
@@ -246,7 +247,7 @@ def train_again_in_fp32(config: RunConfig, prepared: "Prepared", guard: NonFinit
     AcceleratorState._reset_state(reset_partial_state=False)
     if checkpoint is None:  # nothing finite was saved: a new head on the pretrained encoder, seeded as before
         set_seed(args.seed)
-        prepared.model = new_model(config, prepared.data, prepared.tokenized["train"])
+        prepared.model = new_model(config, prepared.data.label_names, prepared.reading, prepared.tokenized["train"])
     trainer = build_trainer(config, prepared)
     again = NonFiniteGuard()
     trainer.add_callback(again)
@@ -386,7 +387,7 @@ class Prepared:
     """Everything training needs, loaded and checked."""
 
     tokenizer: object
-    max_length: int
+    reading: ReviewReading  # how the model reads a review: saved with it (finetune/reading.py)
     data: ReviewData
     tokenized: DatasetDict  # train as it comes; the others sorted by length (see `orders`)
     model: object
@@ -397,24 +398,29 @@ class Prepared:
     audit: AuditReport | None = None  # the data audit (finetune/audit.py), made before the model loads
     small_validation: str = ""  # what a validation split too small to choose on changed (plan_small_validation)
 
+    @property
+    def max_length(self) -> int:
+        return self.reading.max_length
+
 
 def prepare(config: RunConfig) -> Prepared:
     """Model and data, in the order that fails fastest on bad input; raises UsageError."""
     model_config = load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
     family_note = apply_family(config, model_config)
     tokenizer = load_tokenizer(config.model)
-    # Saved with the model (with config.json's review_truncation, below): a tail model's tokenizer truncates on
-    # the left, so that a plain `pipeline` reads the same end; set before tokenizing, so that its own (fast)
-    # truncation cuts the training data too (finetune/truncation.py).
-    side = "left" if config.data.truncation == "tail" else "right"
-    tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
-    max_length = truncating.max_length(tokenizer, model_config, config.data.max_seq_length)
-    separator = text_fields.separator_of(tokenizer)
+    # How the model reads a review (finetune/reading.py): saved with the model once, in new_model; the tokenizer's
+    # truncation side is set before tokenizing, so that its own (fast) truncation cuts the training data too.
+    reading = ReviewReading(None, config.data.text_columns(), text_fields.separator_of(tokenizer),
+                            config.data.text_pairing, config.data.truncation,
+                            truncating.max_length(tokenizer, model_config, config.data.max_seq_length))
+    reading.set_tokenizer_side(tokenizer)
+    max_length, separator = reading.max_length, reading.separator
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed, separator)
+        reading.task = data.task
         data_audit = audit_data(data)
         if config.run.audit_only:
-            return Prepared(tokenizer, max_length, data, DatasetDict(), None, DatasetDict(), {}, audit=data_audit)
+            return Prepared(tokenizer, reading, data, DatasetDict(), None, DatasetDict(), {}, audit=data_audit)
         # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
         cache = dict(num_proc=config.data.preprocessing_num_workers, truncation=config.data.truncation,
                      pairing=config.data.text_pairing,
@@ -430,18 +436,14 @@ def prepare(config: RunConfig) -> Prepared:
                 orders[name] = np.arange(len(splits[name]))
     check_metric_name(config.training.metric_for_best_model, data.task)
     set_seed(config.training.seed)  # the new classifier head's initialisation
-    model = new_model(config, data, tokenized["train"])
-    # Saved with the model (config.json): the demo and finetune.score read reviews as training did.
-    model.config.review_truncation = config.data.truncation
-    text_fields.save(model.config, config.data.text_columns(), separator)
-    text_fields.save_pairing(model.config, config.data.text_pairing)
+    model = new_model(config, data.label_names, reading, tokenized["train"])
     note = family_note or choose_precision(config, model, tokenized["train"], tokenizer)
     weights = None
     if config.run.class_weights == "balanced":
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
         logger.info("class weights (--class_weights balanced): %s",
                     ", ".join(f"{name} {w:.3f}" for name, w in zip(data.label_names, weights)))
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights, data_audit)
+    return Prepared(tokenizer, reading, data, tokenized, model, unlabelled, orders, note, weights, data_audit)
 
 
 def audit_data(data: ReviewData) -> AuditReport:
@@ -475,12 +477,13 @@ def apply_family(config: RunConfig, model_config) -> str:
     return families.check_precision(config.training, family, asked)
 
 
-def new_model(config: RunConfig, data: ReviewData, train):
-    """The pretrained encoder with a new head for the task. A rating head starts at train's mean rating (its bias),
-    not at 0: the first steps then learn from the reviews, not the scale."""
-    model = load_classifier(config.model, data.label_names, data.task)
-    data.task.save(model.config)
-    if data.task.problem_type == tasks.REGRESSION:
+def new_model(config: RunConfig, label_names: list[str], reading: ReviewReading, train):
+    """The pretrained encoder with a new head for the task, and how it reads a review saved on its config. A rating
+    head starts at train's mean rating (its bias), not at 0: the first steps then learn from the reviews, not the
+    scale."""
+    model = load_classifier(config.model, label_names, reading.task)
+    reading.save(model.config)  # config.json: the demo, finetune.score and the ONNX export read reviews as training
+    if reading.task.problem_type == tasks.REGRESSION:
         last = output_layer(model)
         if last is not None and last.bias is not None:
             with torch.no_grad():
@@ -545,7 +548,7 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     banner(f"Hyperparameter search: {n_trials} trials on {len(train):,} training reviews, scored by validation "
            f"{args.metric_for_best_model}")
     trainer = build_trainer(
-        config, prepared, model=None, model_init=lambda: new_model(config, prepared.data, train),
+        config, prepared, model=None, model_init=lambda: new_model(config, prepared.data.label_names, prepared.reading, train),
         args=search.search_arguments(args, config.run), train_dataset=train,
         callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
     )
