@@ -5,6 +5,7 @@ through `print_error`/`report` and exits with one of these codes, each with one 
 returns it:
 
     0  done
+    1  failed otherwise: an unexpected error (its traceback), or an ONNX copy that failed its check
     2  bad input (a flag, a file, a column, a token): the message names it and the fix; nothing was changed
     3  the Hub step failed (a push, a card update, a Space upload); what was made locally is complete and kept
     4  training finished and the model is saved, but finishing the run (evaluation, files, card) failed
@@ -17,6 +18,7 @@ import os
 import sys
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_HUB_FAILED = 3
 EXIT_FINISH_FAILED = 4

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, reading
+from finetune import artifacts, errors, reading
 from finetune.logs import setup_logging
 from finetune.model_card import with_onnx_section
 
@@ -256,11 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     if not artifacts.holds_model(args.folder):
-        print(f"error: no model in {args.folder}. Pass a model folder (it holds config.json and model.safetensors).",
-              file=sys.stderr)
-        return 2
-    copy = export_onnx(args.folder, SAMPLE_REVIEWS)
-    return 0 if copy else 1
+        return errors.report(f"no model in {args.folder}. Pass a model folder (it holds config.json and "
+                             "model.safetensors).", errors.EXIT_USAGE)
+    copy = export_onnx(args.folder, SAMPLE_REVIEWS)  # a failed check is logged
+    return errors.EXIT_OK if copy else errors.EXIT_FAILED
 
 
 if __name__ == "__main__":

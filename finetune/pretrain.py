@@ -30,11 +30,12 @@ if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from finetune.config import DataArguments, ModelArguments, check_positive
+from finetune import errors
 from finetune.errors import UsageError
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE = 2
+EXIT_USAGE = errors.EXIT_USAGE  # finetune/errors.py
 RESULT_FILE = "pretrain.json"
 HELD_OUT_SHARE = 0.05  # of the pre-training texts, to measure the masked-LM loss before and after
 
@@ -180,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         model_args, data_args, run = parse_args(argv)
         texts, data_name = pretraining_texts(data_args, run)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.report(err, EXIT_USAGE)
     import torch
     from datasets import Dataset
     from transformers import AutoConfig, AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
