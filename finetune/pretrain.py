@@ -29,8 +29,8 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from finetune.config import DataArguments, ModelArguments, check_positive
 from finetune import errors
+from finetune.config import DataArguments, ModelArguments, check_positive
 from finetune.errors import UsageError
 
 logger = logging.getLogger("finetune")
@@ -186,10 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import Dataset
     from transformers import AutoConfig, AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
 
-    from finetune import machine
+    from finetune import machine, truncation
     from finetune.artifacts import public_value
     from finetune.config import default_output_dir
-    from finetune import truncation
     from finetune.modeling import resolve_model_path
 
     model_path = resolve_model_path(model_args)

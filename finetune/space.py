@@ -26,8 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune import hub
-from finetune import errors
+from finetune import errors, hub
 from finetune.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -50,9 +50,9 @@ from finetune import (
     objective,
     precision,
     search,
+    suspects,
     tasks,
     text_fields,
-    suspects,
     trust,
 )
 from finetune import truncation as truncating
