@@ -85,8 +85,7 @@ EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED, EXIT_DIVERGED = (errors.EXIT_U
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     clock = PhaseClock()
-    # Before anything is loaded: the whole run's energy. One process per machine reads its counters.
-    meter = energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
+    meter = start_energy_meter()
     try:
         config = parse_run(argv)
         setup_logging(config)
@@ -112,7 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     return publish(plan, trained, finished, clock)
 
 
-@dataclass
+def start_energy_meter() -> "energy.EnergyMeter | None":
+    """Before anything is loaded: the whole run's energy. One process per machine reads its counters."""
+    return energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything decided before the output folder is touched, from the flags, the files, the machine and the Hub:
     the final training arguments (precision, the family's recipe, the search's choice) are in `config`, and nothing
@@ -129,7 +133,7 @@ class Plan:
 
 def make_plan(config: RunConfig, clock: "PhaseClock") -> Plan:
     """The checks that read the output folder, the Hub and the machine, the model and data, and the search; raises
-    UsageError before anything is written."""
+    UsageError before the run writes a file of its own (a Hub resume has downloaded its checkpoint by then)."""
     intensity = energy.carbon_intensity(config.run.carbon_intensity)
     set_cpu_threads(config)
     resume = artifacts.check_output_dir(Path(config.training.output_dir), config.training.resume_from_checkpoint,
