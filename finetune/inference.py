@@ -9,8 +9,8 @@ quantization of most Linear layers (which PyTorch marks as deprecated: the fallb
 
 Reviews are sorted by length before batching, so each batch pads to a similar length
 (transformers' `pipeline` pads batches in arrival order). Reviews longer than the
-model's maximum keep the part the model was trained on (its head, tail or both ends:
-finetune/truncation.py), unless `truncation` says otherwise.
+length it was trained with keep the part it was trained on (its head, tail or both ends: finetune/truncation.py),
+unless `max_length` or `truncation` say otherwise: both as saved with the model (finetune/reading.py).
 """
 
 from dataclasses import dataclass
@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-from finetune import artifacts, tasks, text_fields
-from finetune import truncation as truncating
+from finetune import artifacts, reading, tasks
 
 ENGINES = ("auto", "onnxruntime", "pytorch")  # auto: ONNX Runtime when the model has an ONNX copy
 
@@ -65,17 +64,33 @@ class ReviewClassifier:
             self.config = model.config
             self.engine = "pytorch " + ("int8" if quantize else "fp32")
         self.quantized = quantize
-        self.max_length = min(max_length or truncating.DEFAULT_MAX_LENGTH, truncating.model_limit(self.tokenizer, self.config))
         self.label_names = [self.config.id2label[i] for i in range(self.config.num_labels)]
-        self.truncation = truncation or truncating.saved_strategy(self.config)
-        self.task = tasks.Task.of_model(self.config)  # what a label is (finetune/tasks.py), as saved in config.json
-        self.text_fields = text_fields.saved_fields(self.config)  # the text columns a review is made of
-        self.separator = text_fields.saved_separator(self.config)
-        self.pairing = text_fields.saved_pairing(self.config)  # join, or the second field as segment 1
+        # How the model reads a review, as training saved it (finetune/reading.py); `truncation` overrides its part.
+        self.reading = reading.of_model(self.config)
+        if truncation:
+            self.reading.truncation = truncation
+        self.max_length = self.reading.cut_length(self.tokenizer, self.config, max_length)
+        self.task = self.reading.task  # what a label is (finetune/tasks.py), as saved in config.json
+
+    @property
+    def truncation(self) -> str:
+        return self.reading.truncation
+
+    @property
+    def text_fields(self) -> list[str]:
+        return self.reading.text_fields  # the text columns a review is made of
+
+    @property
+    def separator(self) -> str:
+        return self.reading.separator
+
+    @property
+    def pairing(self) -> str:
+        return self.reading.pairing  # join, or the second field as segment 1
 
     def compose(self, fields: dict[str, str | None]) -> str:
         """One review from its fields (a title, a body), joined as training joined them; "" when all are empty."""
-        return text_fields.join([fields.get(name) for name in self.text_fields], self.separator) or ""
+        return self.reading.compose(fields)
 
     def predict(self, texts: list[str], batch_size: int = 32) -> list[Prediction]:
         if not texts:
@@ -114,9 +129,7 @@ class ReviewClassifier:
 
     def _encode(self, texts: list[str]) -> tuple[list[dict], set[int]]:
         """One tokenizer pass: each review cut to max_length as the model was trained, and which ones were cut."""
-        encoded, cut = truncating.encode(self.tokenizer, texts, self.max_length, self.truncation)
-        if self.pairing == "pair":
-            encoded = text_fields.mark_pairs(dict(encoded), self.tokenizer)
+        encoded, cut = self.reading.encode(self.tokenizer, texts, self.max_length)
         keys = [k for k in self.tokenizer.model_input_names if k in encoded]
         rows = [{k: encoded[k][i] for k in keys} for i in range(len(texts))]
         return rows, {i for i, was_cut in enumerate(cut) if was_cut}

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, truncation
+from finetune import artifacts, errors, reading
 from finetune.logs import setup_logging
 from finetune.model_card import with_onnx_section
-from finetune.tasks import Task
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +119,8 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     texts = [t for t in texts if t and t.strip()][:CHECK_REVIEWS]
     if len(texts) < 2:
         texts = SAMPLE_REVIEWS
-    max_length = truncation.max_length(tokenizer, model.config)
+    saved = reading.of_model(model.config)  # how the model reads a review, as trained (finetune/reading.py)
+    max_length = saved.cut_length(tokenizer, model.config)
     # The batch is cut at 128 word pieces and the longest review is checked alone at full length: eight
     # 512-piece reviews made the export and its check peak at 1.9 GB (0.7 GB with short ones).
     batch = tokenizer(texts, truncation=True, max_length=min(max_length, CHECK_BATCH_LENGTH), padding=True,
@@ -145,7 +145,7 @@ def write_onnx_files(folder: Path, out: Path, texts: list[str]) -> dict:
     if int8_logits.shape != expected[0].shape or not np.isfinite(int8_logits).all():
         raise ExportFailed(f"the int8 model's logits have shape {int8_logits.shape} or are not finite")
     # The same prediction as PyTorch's: the class; the rounded rating; the whole set of labels (finetune/tasks.py)
-    task = Task.of_model(model.config)
+    task = saved.task
     agree = [task.predicted_text(a) == task.predicted_text(b)
              for a, b in zip(task.outputs(int8_logits), task.outputs(expected[0]))]
     same = int(sum(agree))
@@ -240,10 +240,8 @@ def _update_card(folder: Path, copy: OnnxCopy | None) -> None:
         if (folder / "config.json").is_file():  # the snippet reads the outputs as this model's task does
             from transformers import AutoConfig
 
-            from finetune.text_fields import saved_fields
-
-            model_config = AutoConfig.from_pretrained(folder)
-            task, fields = Task.of_model(model_config), saved_fields(model_config)
+            saved = reading.of_model(AutoConfig.from_pretrained(folder))
+            task, fields = saved.task, saved.text_fields
         updated = with_onnx_section(text, copy, task, fields)
     except Exception as err:  # a card this project did not write (bad YAML, odd metadata): the copy stands without
         logger.warning("the model card %s was not updated for the ONNX copy (%s: %s)", card, type(err).__name__, err)
@@ -258,11 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     if not artifacts.holds_model(args.folder):
-        print(f"error: no model in {args.folder}. Pass a model folder (it holds config.json and model.safetensors).",
-              file=sys.stderr)
-        return 2
-    copy = export_onnx(args.folder, SAMPLE_REVIEWS)
-    return 0 if copy else 1
+        return errors.report(f"no model in {args.folder}. Pass a model folder (it holds config.json and "
+                             "model.safetensors).", errors.EXIT_USAGE)
+    copy = export_onnx(args.folder, SAMPLE_REVIEWS)  # a failed check is logged
+    return errors.EXIT_OK if copy else errors.EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from finetune import errors
 from finetune.config import DataArguments, ModelArguments, check_positive
 from finetune.errors import UsageError
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE = 2
+EXIT_USAGE = errors.EXIT_USAGE  # finetune/errors.py
 RESULT_FILE = "pretrain.json"
 HELD_OUT_SHARE = 0.05  # of the pre-training texts, to measure the masked-LM loss before and after
 
@@ -180,16 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         model_args, data_args, run = parse_args(argv)
         texts, data_name = pretraining_texts(data_args, run)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.report(err, EXIT_USAGE)
     import torch
     from datasets import Dataset
     from transformers import AutoConfig, AutoTokenizer, DataCollatorForLanguageModeling, TrainingArguments, set_seed
 
-    from finetune import machine
+    from finetune import machine, truncation
     from finetune.artifacts import public_value
     from finetune.config import default_output_dir
-    from finetune import truncation
     from finetune.modeling import resolve_model_path
 
     model_path = resolve_model_path(model_args)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from finetune import artifacts, hub
+from finetune import artifacts, errors, hub
 from finetune.errors import UsageError
 
 
@@ -71,11 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             url = hub.push_folder(args.folder, repo_id, token, args.private or None, args.message)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return errors.report(err, errors.EXIT_USAGE)
     except hub.PushError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 3
+        return errors.report(err, errors.EXIT_HUB_FAILED)
     print(f"Pushed {args.folder} to {repo_id}: {url}")
     return 0
 

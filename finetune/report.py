@@ -103,7 +103,8 @@ def uses_default_recipe(config: RunConfig) -> bool:
 
 @dataclass
 class RunOutcome:
-    """What a finished run produced beyond its weights, for its files: one object, written once."""
+    """What a finished run produced beyond its weights, for its files: one object, complete when built, written
+    once."""
 
     scores: dict[str, dict[str, float]]  # split -> metric -> value, the restored best model's
     confusion_matrices: dict[str, list[list[int]]]
@@ -125,11 +126,13 @@ class RunOutcome:
     small_validation: str = ""  # what a too-small validation split changed (train.plan_small_validation)
     frozen: dict | None = None  # the frozen baseline's scores and the suspect labels' summary (finetune/suspects.py)
     precision_fallback: str = ""  # a non-finite loss in mixed precision, and how training went on (train.py)
+    search: dict | None = None  # the hyperparameter search's trials and choice (hp_search.json), when it searched
 
 
 def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list[dict[str, Any]],
                     outcome: RunOutcome) -> CardFacts:
-    """History, results, configuration, every split's per-review predictions, and the card: each written once."""
+    """History, results, every split's per-review predictions, and the card: each written once (run_config.yaml is
+    the run's plan, written before training: train.start_run_folder)."""
     scores, confusion_matrices = outcome.scores, outcome.confusion_matrices
     output_dir = Path(output_dir)
     history = epoch_history(log_history)
@@ -178,7 +181,6 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
             "cost": dataclasses.asdict(outcome.cost) if outcome.cost else None,
         },
     )
-    artifacts.write_run_config(output_dir, config.to_dict())
     if outcome.audit is not None:
         artifacts.write_json(output_dir, artifacts.AUDIT_FILE, outcome.audit.to_json())
     task = data.task
@@ -210,8 +212,7 @@ def write_run_files(output_dir: Path, config: RunConfig, data, log_history: list
         repo_id=repo_id or str(output_dir),
         unlabelled_splits=unlabelled,
         hidden_label_rows=data.hidden_labels,
-        search=artifacts.read_json(output_dir, artifacts.SEARCH_FILE)
-        if (output_dir / artifacts.SEARCH_FILE).is_file() else None,
+        search=outcome.search,
         onnx_copy=outcome.onnx_copy,
         truncation=config.data.truncation,
         max_seq_length=outcome.max_seq_length,

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune import artifacts, hub, tasks, trust
+from finetune import artifacts, errors, hub, tasks, trust
 from finetune.artifacts import is_local_path, public_value
 from finetune.config import TRUNCATION_STRATEGIES, ReviewSource, check_choice, check_positive, slug
 from finetune.errors import UsageError
@@ -36,7 +36,7 @@ from finetune.mistakes import furthest_off, most_confident_mistakes
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE, EXIT_CARD_FAILED = 2, 3
+EXIT_USAGE, EXIT_CARD_FAILED = errors.EXIT_USAGE, errors.EXIT_HUB_FAILED  # finetune/errors.py
 EVALUATION_FILE = "evaluation.json"
 CHUNK_BATCHES = 16  # batches per call of the serving path: the progress bar moves once per chunk
 SHOWN_MISTAKES = 5
@@ -137,9 +137,13 @@ def load_model(model_ref: str, args: ScoreArguments, token: str | None):
     try:
         commit = None if local else hub.api(token).model_info(model_ref, revision=args.revision).sha
         revision = commit or args.revision
-        trained_length = args.max_seq_length or training_max_length(model_ref, token, revision)
-        return ReviewClassifier(model_ref, token=token, max_length=trained_length, revision=revision,
-                                truncation=args.truncation), commit
+        classifier = ReviewClassifier(model_ref, token=token, max_length=args.max_seq_length, revision=revision,
+                                      truncation=args.truncation)  # cut as trained: finetune/reading.py
+        if args.max_seq_length is None and classifier.reading.max_length is None:
+            legacy = legacy_max_length(model_ref, token, revision)  # a model saved before config.json held it
+            if legacy:
+                classifier.max_length = classifier.reading.cut_length(classifier.tokenizer, classifier.config, legacy)
+        return classifier, commit
     except Exception as err:  # OSError (no folder, no repo, no access), HTTP errors, bad files
         raise UsageError(
             f"MODEL {model_ref}{f' (revision {args.revision})' if args.revision else ''}: could not load a "
@@ -148,8 +152,9 @@ def load_model(model_ref: str, args: ScoreArguments, token: str | None):
         ) from err
 
 
-def training_max_length(model_ref: str, token: str | None, revision: str | None) -> int | None:
-    """The max_seq_length the run trained with (run_config.yaml), so that scores compare with the card's."""
+def legacy_max_length(model_ref: str, token: str | None, revision: str | None) -> int | None:
+    """The max_seq_length a run trained with, from its run_config.yaml: for models saved before config.json held
+    it (finetune/reading.py), so that their scores still compare with their card's."""
     import yaml
 
     path = artifacts.fetch_run_files(model_ref, token, names=(artifacts.CONFIG_FILE,), revision=revision)
@@ -287,8 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         classifier, commit = load_model(model_ref, args, token)
         reviews = load_reviews(args, classifier)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.report(err, EXIT_USAGE)
     loaded = time.perf_counter()
     what = "Scoring" if reviews.label_ids is not None else "Predicting (no labels: nothing to score)"
     logger.info("===== %s %s on %s, %s: %d reviews =====", what, model_ref, reviews.dataset_name, reviews.split,
@@ -306,16 +310,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.add_to_card:
         if reviews.label_ids is None:
-            print("error: --add_to_card: the data has no labels, so there are no scores to add to the card "
-                  f"(the predictions are in {output_dir}).", file=sys.stderr)
-            return EXIT_USAGE
+            return errors.report("--add_to_card: the data has no labels, so there are no scores to add to the card "
+                                 f"(the predictions are in {output_dir}).", EXIT_USAGE)
         try:
             where = add_to_card(model_ref, card_evaluation(result, reviews, classifier.task), token)
         except Exception as err:  # the Hub said no, or could not be reached: the evaluation is saved
-            print(f"error: adding the result to the card of {model_ref} failed ({type(err).__name__}: {err}). "
-                  f"The evaluation is saved in {output_dir}; run the same command again to retry:\n  "
-                  f"{shlex.join([sys.executable, '-m', 'finetune.score', *argv])}", file=sys.stderr)
-            return EXIT_CARD_FAILED
+            return errors.report(f"adding the result to the card of {model_ref} failed ({type(err).__name__}: {err}). "
+                                 f"The evaluation is saved in {output_dir}; run the same command again to retry:\n  "
+                                 f"{shlex.join([sys.executable, '-m', 'finetune.score', *argv])}", EXIT_CARD_FAILED)
         print(f"Added to the model card: {where}")
     return 0
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune import hub
+from finetune import errors, hub
 from finetune.errors import UsageError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,9 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's CPU builds
 TOKEN_HELP = ("a read-only token (huggingface.co/settings/tokens: a 'Read' token, or a fine-grained one with read "
               "access to the model) is enough, and all a Space should hold")
 
-EXIT_USAGE, EXIT_DEPLOY_FAILED, EXIT_SPACE_FAILED, EXIT_TIMEOUT = 2, 3, 4, 5
+# finetune/errors.py: the codes every command shares
+EXIT_USAGE, EXIT_DEPLOY_FAILED, EXIT_SPACE_FAILED, EXIT_TIMEOUT = (errors.EXIT_USAGE, errors.EXIT_HUB_FAILED,
+                                                            errors.EXIT_SPACE_FAILED, errors.EXIT_TIMEOUT)
 BUILD_STAGES = {"BUILDING", "RUNNING_BUILDING", "APP_STARTING", "RUNNING_APP_STARTING"}
 FAILED_STAGES = {"BUILD_ERROR", "RUNTIME_ERROR", "CONFIG_ERROR", "NO_APP_FILE", "PAUSED", "STOPPED", "DELETING"}
 # Right after a deploy the Hub may still report the previous version's stage: a final stage counts once a
@@ -336,9 +338,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def stage_only(folder: Path, space_id: str, model_id: str, hardware: str | None) -> int:
     """--stage_dir: the Space's files in a folder of the user's, and how to run them; nothing is uploaded."""
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        print(f"error: --stage_dir {folder}: {'not a folder' if not folder.is_dir() else 'the folder is not empty'}; "
-              "name a new or empty folder (nothing in it is overwritten).", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.report(f"--stage_dir {folder}: {'not a folder' if not folder.is_dir() else 'the folder is not empty'}; "
+                             "name a new or empty folder (nothing in it is overwritten).", EXIT_USAGE)
     folder.mkdir(parents=True, exist_ok=True)
     files = stage_space(folder, space_id, model_id, hardware)
     print(f"Staged the Space's {len(files)} files in {folder}:\n" + "\n".join(f"  {name}" for name in files))
@@ -360,12 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         revision = args.model_revision or model.commit
         url = deploy_space(space_id, args.model_id, token, args.private or None, args.hardware, revision, space_token)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return errors.report(err, EXIT_USAGE)
     except Exception as err:  # the Hub said no, or could not be reached: nothing local to lose
-        print(f"error: deploying the Space failed ({type(err).__name__}: {err}). Run the same command again.",
-              file=sys.stderr)
-        return EXIT_DEPLOY_FAILED
+        return errors.report(f"deploying the Space failed ({type(err).__name__}: {err}). Run the same command again.",
+                             EXIT_DEPLOY_FAILED)
     print(f"Space updated: {url}\n  serves {args.model_id} at {revision}")
     if model.private and not args.private:
         print("  note: the model is private and the Space public: anyone can query the model through it "
@@ -375,9 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return wait_for_space(space_id, token, args.timeout, args.poll_seconds)
     except Exception as err:
-        print(f"error: could not follow the Space's build ({type(err).__name__}: {err}); see {space_id}'s page.",
-              file=sys.stderr)
-        return EXIT_DEPLOY_FAILED
+        return errors.report(f"could not follow the Space's build ({type(err).__name__}: {err}); see {space_id}'s page.",
+                             EXIT_DEPLOY_FAILED)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Reviews in several text columns (a title and a body): which columns, in which order, joined how.
 
 Training joins each review's non-empty fields with the tokenizer's separator token (" [SEP] " for BERT):
-one text, so that every length, truncation and batching path stays the same. The fields and the separator
-are saved in the model's config.json (`review_text_fields`, `review_text_separator`), so that
+one text, so that every length, truncation and batching path stays the same. The fields, the separator and
+the pairing are saved with the model (finetune/reading.py), so that
 `finetune.score` reads the same columns of a file and the demo shows one box per field.
 """
 
@@ -27,21 +27,6 @@ def join(values, separator: str) -> str | None:
     return separator.join(parts) if parts else None
 
 
-def save(model_config, fields: list[str], separator: str) -> None:
-    if len(fields) > 1:
-        model_config.review_text_fields = list(fields)
-        model_config.review_text_separator = separator
-
-
-def saved_fields(model_config) -> list[str]:
-    """The text columns a model was trained on: ["text"] (one review text) unless it saved several."""
-    return list(getattr(model_config, "review_text_fields", None) or DEFAULT_FIELDS)
-
-
-def saved_separator(model_config) -> str:
-    return getattr(model_config, "review_text_separator", None) or " "
-
-
 # How two fields go in: joined (one segment, token type 0) or as a pair, BERT's way for two texts: the second
 # field, after the first separator, is segment 1 (token_type_ids), as tokenizer(title, body) marks it.
 PAIRINGS = ("join", "pair")
@@ -61,12 +46,3 @@ def mark_pairs(encoded: dict, tokenizer) -> dict:
     if "token_type_ids" in tokenizer.model_input_names:
         encoded["token_type_ids"] = [segment_ids(ids, tokenizer.sep_token_id) for ids in encoded["input_ids"]]
     return encoded
-
-
-def save_pairing(model_config, pairing: str) -> None:
-    if pairing != "join":
-        model_config.review_text_pairing = pairing
-
-
-def saved_pairing(model_config) -> str:
-    return getattr(model_config, "review_text_pairing", None) or "join"

@@ -13,6 +13,8 @@
 `python finetune/train.py --help` lists every flag (ours and all TrainingArguments).
 """
 
+import copy
+import dataclasses
 import json
 import logging
 import math
@@ -38,6 +40,7 @@ from finetune import (
     artifacts,
     data_files,
     energy,
+    errors,
     families,
     hub,
     hub_checkpoints,
@@ -47,9 +50,9 @@ from finetune import (
     objective,
     precision,
     search,
+    suspects,
     tasks,
     text_fields,
-    suspects,
     trust,
 )
 from finetune import truncation as truncating
@@ -69,69 +72,125 @@ from finetune.history import LogLossAtEpochEnd
 from finetune.metrics import make_compute_metrics, score_task
 from finetune.modeling import load_classifier, load_pretrained_config, load_tokenizer, output_layer, resolve_model_path
 from finetune.onnx_export import CHECK_REVIEWS, export_onnx, remove_onnx_copy
+from finetune.reading import ReviewReading
 from finetune.report import RunOutcome, write_run_files
 
 logger = logging.getLogger("finetune")
 
-EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED, EXIT_DIVERGED = 2, 3, 4, 5
+# The exit codes of every command (finetune/errors.py); these names stay importable from here.
+EXIT_USAGE, EXIT_PUSH_FAILED, EXIT_FINISH_FAILED, EXIT_DIVERGED = (errors.EXIT_USAGE, errors.EXIT_HUB_FAILED,
+                                                              errors.EXIT_FINISH_FAILED, errors.EXIT_DIVERGED)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     clock = PhaseClock()
-    # Before anything is loaded: the whole run's energy. One process per machine reads its counters.
-    meter = energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
+    meter = start_energy_meter()
     try:
         config = parse_run(argv)
         setup_logging(config)
         if config.run.audit_only:  # nothing is written, so the output folder and the Hub are not asked
             return print_audit(prepare(config).audit)
-        intensity = energy.carbon_intensity(config.run.carbon_intensity)
-        set_cpu_threads(config)
-        output_dir = Path(config.training.output_dir)
-        resume = artifacts.check_output_dir(
-            output_dir, config.training.resume_from_checkpoint, config.run.overwrite_output_dir
-        )
-        push_target = plan_push(config)
-        resume = fetch_hub_checkpoint(config, resume, push_target)
-        check_resume_task(resume, config)
-        prepared = prepare(config)
-        prepared.small_validation = plan_small_validation(config, len(prepared.data.splits["validation"]))
-        log_device_summary(config, prepared)
+        plan = make_plan(config, clock)
     except UsageError as err:
-        if os.environ.get("RANK", "0") == "0":  # one message, not one per launched process
-            print(f"error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    data, tokenized = prepared.data, prepared.tokenized
-    start_run_folder(config, resume)
+        return errors.report(err, errors.EXIT_USAGE)
+    start_run_folder(plan)
+    try:
+        trained = train(plan)
+    except UsageError as err:  # diverged in fp32: nothing to fall back to
+        return errors.report(err, errors.EXIT_DIVERGED)
+    save_trained_model(plan, trained.trainer, clock)
+    try:
+        finished = finish_run(plan, trained, meter, clock)
+    except Exception as err:
+        if not trained.trainer.is_world_process_zero():
+            raise
+        return report_unfinished(plan, err, argv)
+    if finished is None:  # the other processes: the main one writes and pushes
+        return 0
+    return publish(plan, trained, finished, clock)
+
+
+def start_energy_meter() -> "energy.EnergyMeter | None":
+    """Before anything is loaded: the whole run's energy. One process per machine reads its counters."""
+    return energy.EnergyMeter(counters=os.environ.get("LOCAL_RANK", "0") == "0") if energy.enabled() else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before the output folder is touched, from the flags, the files, the machine and the Hub:
+    the final training arguments (precision, the family's recipe, the search's choice) are in `config`, and nothing
+    changes them afterwards. run_config.yaml is this plan, written once (start_run_folder)."""
+
+    config: RunConfig
+    prepared: "Prepared"
+    resume: str | None  # the checkpoint training resumes from
+    push_target: "PushTarget | None"
+    carbon_intensity: tuple[float, str]  # for the card's training cost (finetune/energy.py)
+    search: dict | None = None  # the hyperparameter search's trials and choice (main process), for hp_search.json
+    prepared_at: float = 0.0  # perf_counter when the data was ready: FirstStepClock's origin
+
+
+def make_plan(config: RunConfig, clock: "PhaseClock") -> Plan:
+    """The checks that read the output folder, the Hub and the machine, the model and data, and the search; raises
+    UsageError before the run writes a file of its own (a Hub resume has downloaded its checkpoint by then)."""
+    intensity = energy.carbon_intensity(config.run.carbon_intensity)
+    set_cpu_threads(config)
+    resume = artifacts.check_output_dir(Path(config.training.output_dir), config.training.resume_from_checkpoint,
+                                        config.run.overwrite_output_dir)
+    push_target = plan_push(config)
+    resume = fetch_hub_checkpoint(config, resume, push_target)
+    check_resume_task(resume, config)
+    prepared = prepare(config)
+    prepared.small_validation = plan_small_validation(config, len(prepared.data.splits["validation"]))
+    log_device_summary(config, prepared)
     clock.lap("preparation")
     prepared_at = time.perf_counter()
-
+    searched = None
     if config.run.hp_search_trials:
-        hyperparameter_search(config, prepared)
+        searched = hyperparameter_search(config, prepared)
         clock.lap("hyperparameter_search")
-    banner(f"Training on {len(tokenized['train']):,} reviews: {describe_task(data.task)}")
-    precision_fallback = ""
+    return Plan(config, prepared, resume, push_target, intensity, searched, prepared_at)
+
+
+@dataclass
+class Trained:
+    trainer: Trainer
+    pusher: "hub_checkpoints.CheckpointPusher | None"
+    precision_fallback: str = ""  # the card's sentence when a non-finite loss sent training on in fp32
+
+
+def train(plan: Plan) -> Trained:
+    """Train (with the checkpoint pushes, if any), and on a non-finite loss in mixed precision go on in fp32;
+    raises UsageError when fp32 diverges too."""
+    config, prepared = plan.config, plan.prepared
+    banner(f"Training on {len(prepared.tokenized['train']):,} reviews: {describe_task(prepared.data.task)}")
     trainer = build_trainer(config, prepared)
-    trainer.add_callback(FirstStepClock(prepared_at))
-    pusher = checkpoint_pusher(config, push_target)
+    trainer.add_callback(FirstStepClock(plan.prepared_at))
+    pusher = checkpoint_pusher(config, plan.push_target)
     if pusher:
         trainer.add_callback(pusher)
     guard = NonFiniteGuard()
     trainer.add_callback(guard)
+    output_dir = Path(config.training.output_dir)
     try:
-        trainer.train(resume_from_checkpoint=resume)  # its end waits for the checkpoint pushes
+        trainer.train(resume_from_checkpoint=plan.resume)  # its end waits for the checkpoint pushes
         if guard.tripped:
-            trainer, precision_fallback = train_again_in_fp32(config, prepared, guard, pusher)
-    except UsageError as err:  # diverged in fp32: nothing to fall back to
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_DIVERGED
+            trainer, note = train_again_in_fp32(config, prepared, guard, pusher)
+            return Trained(trainer, pusher, note)
+    except UsageError:
+        raise
     except BaseException:
         if (output_dir / artifacts.PREVIOUS_RUN_DIR).exists() and trainer.is_world_process_zero():
-            print(f"error: training stopped; the run this one was replacing is kept in "
-                  f"{output_dir / artifacts.PREVIOUS_RUN_DIR}", file=sys.stderr)
+            errors.print_error(f"training stopped; the run this one was replacing is kept in "
+                               f"{output_dir / artifacts.PREVIOUS_RUN_DIR}")
         raise
-    # The trained model is saved before anything else can fail: evaluation, the card, the push.
+    return Trained(trainer, pusher)
+
+
+def save_trained_model(plan: Plan, trainer: Trainer, clock: "PhaseClock") -> None:
+    """The trained model is saved before anything else can fail: evaluation, the card, the push."""
+    output_dir = Path(plan.config.training.output_dir)
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():
         artifacts.drop_previous_run(output_dir)
@@ -139,71 +198,98 @@ def main(argv: list[str] | None = None) -> int:
     clock.lap("training", evaluation_during_training=sum(
         entry.get("eval_runtime", 0.0) for entry in trainer.state.log_history))
 
-    try:
-        banner("Evaluating the " + ("restored best model" if config.training.load_best_model_at_end else "last epoch's model"))
-        evaluated = final_evaluation(trainer, tokenized, data.task, prepared.orders, config.run.min_precision,
-                                     prepared.audit.leaked if prepared.audit else None)
-        scores, matrices, scored = evaluated.scores, evaluated.matrices, evaluated.outputs
-        if data.task.problem_type != tasks.REGRESSION and trainer.is_world_process_zero():
-            data.task.save(trainer.model.config)  # the temperature and thresholds just fitted on validation
-            trainer.model.config.save_pretrained(output_dir)
-        probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
-        # Every process predicts (a distributed predict gathers from all); the main process ranks them below.
-        train_outputs = predict_train_sample(config, prepared, trainer) \
-            if config.run.frozen_baseline and data.task.problem_type == tasks.SINGLE_LABEL else None
-        memory.release()
-        clock.lap("final_evaluation")
-        others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
-            if meter else []
-        if not trainer.is_world_process_zero():
-            return 0
-        frozen = None
-        if config.run.frozen_baseline:
-            frozen = frozen_baseline_and_suspects(config, prepared, evaluated, train_outputs, output_dir)
-            clock.lap("frozen_baseline_and_suspects")
-        outcome = RunOutcome(scores, matrices, scored, probabilities, prepared.max_length, config.training.world_size,
-                             repo_id=push_target.repo_id if push_target else None,
-                             batches_in_pieces=trainer.batches_in_pieces,
-                             class_weights=dict(zip(data.label_names, prepared.class_weights))
-                             if prepared.class_weights else None,
-                             intervals=evaluated.intervals, calibration=evaluated.calibration,
-                             unseen=evaluated.unseen, audit=prepared.audit,
-                             small_validation=prepared.small_validation,
-                             frozen=frozen.to_json() if frozen else None, precision_fallback=precision_fallback)
-        if config.run.export_onnx:  # checked against PyTorch on a few validation reviews; a failure only warns
-            outcome.onnx_copy = export_onnx(output_dir, data.splits["validation"]["text"][:CHECK_REVIEWS],
-                                            update_card=False)
-            clock.lap("onnx_export")
-        else:
-            remove_onnx_copy(output_dir, update_card=False)  # an earlier copy would no longer match the weights
-        outcome.seconds, outcome.peak_memory_gb = clock.seconds, clock.peak_memory_gb
-        outcome.cost = run_cost(meter, config, others, intensity) if meter else None
-        artifacts.tidy_tensorboard_logs(output_dir)  # --report_to tensorboard: published without the host name
-        write_run_files(output_dir, config, data, trainer.state.log_history, outcome)  # the card, once
-    except Exception as err:
-        if not trainer.is_world_process_zero():
-            raise
-        logger.exception("finishing the run failed")
-        print(f"error: the model is trained and saved in {output_dir} (it loads with from_pretrained), but "
-              f"finishing the run failed ({type(err).__name__}: {err}). Finish it without retraining: run the "
-              f"same command with --resume_from_checkpoint true, e.g.\n  {finish_command(argv)}",
-              file=sys.stderr)
-        return EXIT_FINISH_FAILED
+
+@dataclass
+class Finished:
+    evaluated: "Evaluated"
+    outcome: RunOutcome
+
+
+def finish_run(plan: Plan, trained: Trained, meter, clock: "PhaseClock") -> Finished | None:
+    """The final evaluation (every process), then in the main process the baseline, the ONNX copy and the run's
+    files, the card once; None in the other processes."""
+    config, prepared, trainer = plan.config, plan.prepared, trained.trainer
+    data = prepared.data
+    banner("Evaluating the " + ("restored best model" if config.training.load_best_model_at_end else "last epoch's model"))
+    evaluated = final_evaluation(trainer, prepared.tokenized, data.task, prepared.orders, config.run.min_precision,
+                                 prepared.audit.leaked if prepared.audit else None)
+    if data.task.problem_type != tasks.REGRESSION and trainer.is_world_process_zero():
+        prepared.reading.save(trainer.model.config)  # with the temperature and thresholds just fitted on validation
+        trainer.model.config.save_pretrained(config.training.output_dir)
+    probabilities = predict_unlabelled(trainer, prepared.unlabelled, prepared.orders, data.task)
+    # Every process predicts (a distributed predict gathers from all); the main process ranks them below.
+    train_outputs = predict_train_sample(config, prepared, trainer) \
+        if config.run.frozen_baseline and data.task.problem_type == tasks.SINGLE_LABEL else None
+    memory.release()
+    clock.lap("final_evaluation")
+    others = energy.other_processes_usage(meter, config.training.world_size, config.training.process_index) \
+        if meter else []
+    if not trainer.is_world_process_zero():
+        return None
+    output_dir = Path(config.training.output_dir)
+    frozen = None
+    if config.run.frozen_baseline:
+        frozen = frozen_baseline_and_suspects(config, prepared, evaluated, train_outputs, output_dir)
+        clock.lap("frozen_baseline_and_suspects")
+    onnx_copy = export_onnx_copy(plan)
+    if onnx_copy is not None:
+        clock.lap("onnx_export")
+    outcome = RunOutcome(
+        evaluated.scores, evaluated.matrices, evaluated.outputs, probabilities, prepared.max_length,
+        config.training.world_size, repo_id=plan.push_target.repo_id if plan.push_target else None,
+        seconds=clock.seconds, peak_memory_gb=clock.peak_memory_gb, batches_in_pieces=trainer.batches_in_pieces,
+        class_weights=dict(zip(data.label_names, prepared.class_weights)) if prepared.class_weights else None,
+        onnx_copy=onnx_copy, cost=run_cost(meter, config, others, plan.carbon_intensity) if meter else None,
+        intervals=evaluated.intervals, calibration=evaluated.calibration, unseen=evaluated.unseen,
+        audit=prepared.audit, small_validation=prepared.small_validation,
+        frozen=frozen.to_json() if frozen else None, precision_fallback=trained.precision_fallback,
+        search=plan.search)
+    artifacts.tidy_tensorboard_logs(output_dir)  # --report_to tensorboard: published without the host name
+    # The card describes the arguments the model trained with (after a precision fallback, fp32's).
+    trained_config = dataclasses.replace(config, training=trainer.args)
+    write_run_files(output_dir, trained_config, data, trainer.state.log_history, outcome)  # the card, once
+    return Finished(evaluated, outcome)
+
+
+def export_onnx_copy(plan: Plan):
+    """--export_onnx: the ONNX copy, checked against PyTorch on a few validation reviews (a failure only warns);
+    without it an earlier copy goes, as it would no longer match the weights. Returns the copy (or None)."""
+    output_dir = Path(plan.config.training.output_dir)
+    if not plan.config.run.export_onnx:
+        remove_onnx_copy(output_dir, update_card=False)
+        return None
+    return export_onnx(output_dir, plan.prepared.data.splits["validation"]["text"][:CHECK_REVIEWS], update_card=False)
+
+
+def report_unfinished(plan: Plan, err: Exception, argv: list[str]) -> int:
+    """Finishing failed after the model was saved: say how to finish without retraining."""
+    logger.exception("finishing the run failed")
+    errors.print_error(
+        f"the model is trained and saved in {plan.config.training.output_dir} (it loads with from_pretrained), but "
+        f"finishing the run failed ({type(err).__name__}: {err}). Finish it without retraining: run the same "
+        f"command with --resume_from_checkpoint true, e.g.\n  {finish_command(argv)}")
+    return errors.EXIT_FINISH_FAILED
+
+
+def publish(plan: Plan, trained: Trained, finished: Finished, clock: "PhaseClock") -> int:
+    """The checkpoint pushes' summary, the push of the finished folder, and the summary on standard output."""
+    output_dir, data = Path(plan.config.training.output_dir), plan.prepared.data
+    pusher, target = trained.pusher, plan.push_target
     if pusher and pusher.uploader:
         print(pusher.summary())
         for line in pusher.report(output_dir):
             print(f"warning: {line}", file=sys.stderr)
-    if push_target:
-        banner(f"Pushing {output_dir} to the Hub as {push_target.repo_id}")
+    if target:
+        banner(f"Pushing {output_dir} to the Hub as {target.repo_id}")
         try:
-            url = hub.push_folder(output_dir, push_target.repo_id, push_target.token, push_target.private,
-                                  commit_message=f"Fine-tuned on {data.dataset_name}: " + _score_line(scores, data.task))
+            url = hub.push_folder(output_dir, target.repo_id, target.token, target.private,
+                                  commit_message=f"Fine-tuned on {data.dataset_name}: "
+                                  + _score_line(finished.evaluated.scores, data.task))
         except hub.PushError as err:
-            print_summary(output_dir, data, evaluated, clock)  # the run itself succeeded: show what it made
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_PUSH_FAILED
+            print_summary(output_dir, data, finished.evaluated, clock)  # the run itself succeeded: show what it made
+            return errors.report(err, errors.EXIT_HUB_FAILED)
         print(f"Pushed: {url}")
-    print_summary(output_dir, data, evaluated, clock)
+    print_summary(output_dir, data, finished.evaluated, clock)
     return 0
 
 
@@ -228,7 +314,7 @@ def train_again_in_fp32(config: RunConfig, prepared: "Prepared", guard: NonFinit
     """After a non-finite loss in mixed precision: back to the last checkpoint before it (or the start) and on in
     fp32, keeping what was trained; returns the new trainer and the card's sentence. In fp32 there is nothing to
     fall back to: the run stops with its checkpoints kept."""
-    args = config.training
+    args = copy.deepcopy(config.training)  # the plan stays as it was (run_config.yaml); the card reads trainer.args
     was = args.mixed_precision
     if was == "no":
         raise UsageError(f"training diverged in fp32 ({guard.what}): lower --learning_rate (or raise --warmup_steps) "
@@ -246,8 +332,8 @@ def train_again_in_fp32(config: RunConfig, prepared: "Prepared", guard: NonFinit
     AcceleratorState._reset_state(reset_partial_state=False)
     if checkpoint is None:  # nothing finite was saved: a new head on the pretrained encoder, seeded as before
         set_seed(args.seed)
-        prepared.model = new_model(config, prepared.data, prepared.tokenized["train"])
-    trainer = build_trainer(config, prepared)
+        prepared.model = new_model(config, prepared.data.label_names, prepared.reading, prepared.tokenized["train"])
+    trainer = build_trainer(config, prepared, args=args)
     again = NonFiniteGuard()
     trainer.add_callback(again)
     if pusher:
@@ -310,21 +396,24 @@ class PhaseClock:
         return time.perf_counter() - self.start
 
 
-def start_run_folder(config: RunConfig, resume: str | None) -> None:
-    """Every check has passed: only now may an overwritten run's files go (so that the folder never
-    mixes two runs), and the run's configuration is written first, marking the folder as a run's."""
+def start_run_folder(plan: Plan) -> None:
+    """Every check has passed: only now may an overwritten run's files go (so that the folder never mixes two runs).
+    The plan is then written, once: run_config.yaml first, marking the folder as a run's, and the search's trials."""
+    config = plan.config
     args = config.training
     output_dir = Path(args.output_dir)
     with args.main_process_first(desc="preparing the output folder"):
         if args.process_index != 0:
             return
-        if resume is None and config.run.overwrite_output_dir:
+        if plan.resume is None and config.run.overwrite_output_dir:
             moved = artifacts.set_aside_previous_run(output_dir)
             if moved:
                 logger.info("--overwrite_output_dir: the previous run (%s) waits in %s until this run has saved "
                             "its model", ", ".join(moved), output_dir / artifacts.PREVIOUS_RUN_DIR)
         output_dir.mkdir(parents=True, exist_ok=True)
         artifacts.write_run_config(output_dir, config.to_dict())
+        if plan.search is not None:
+            artifacts.write_json(output_dir, artifacts.SEARCH_FILE, plan.search)
 
 
 def parse_run(argv: list[str] | None = None) -> RunConfig:
@@ -386,7 +475,7 @@ class Prepared:
     """Everything training needs, loaded and checked."""
 
     tokenizer: object
-    max_length: int
+    reading: ReviewReading  # how the model reads a review: saved with it (finetune/reading.py)
     data: ReviewData
     tokenized: DatasetDict  # train as it comes; the others sorted by length (see `orders`)
     model: object
@@ -397,24 +486,29 @@ class Prepared:
     audit: AuditReport | None = None  # the data audit (finetune/audit.py), made before the model loads
     small_validation: str = ""  # what a validation split too small to choose on changed (plan_small_validation)
 
+    @property
+    def max_length(self) -> int:
+        return self.reading.max_length
+
 
 def prepare(config: RunConfig) -> Prepared:
     """Model and data, in the order that fails fastest on bad input; raises UsageError."""
     model_config = load_pretrained_config(config.model)  # a wrong model name fails here, before the data is read
     family_note = apply_family(config, model_config)
     tokenizer = load_tokenizer(config.model)
-    # Saved with the model (with config.json's review_truncation, below): a tail model's tokenizer truncates on
-    # the left, so that a plain `pipeline` reads the same end; set before tokenizing, so that its own (fast)
-    # truncation cuts the training data too (finetune/truncation.py).
-    side = "left" if config.data.truncation == "tail" else "right"
-    tokenizer.truncation_side = tokenizer.init_kwargs["truncation_side"] = side  # init_kwargs: what is saved
-    max_length = truncating.max_length(tokenizer, model_config, config.data.max_seq_length)
-    separator = text_fields.separator_of(tokenizer)
+    # How the model reads a review (finetune/reading.py): saved with the model once, in new_model; the tokenizer's
+    # truncation side is set before tokenizing, so that its own (fast) truncation cuts the training data too.
+    reading = ReviewReading(None, config.data.text_columns(), text_fields.separator_of(tokenizer),
+                            config.data.text_pairing, config.data.truncation,
+                            truncating.max_length(tokenizer, model_config, config.data.max_seq_length))
+    reading.set_tokenizer_side(tokenizer)
+    max_length, separator = reading.max_length, reading.separator
     with config.training.main_process_first(desc="loading and tokenizing data"):
         data = load_review_data(config.data, config.training.seed, separator)
+        reading.task = data.task
         data_audit = audit_data(data)
         if config.run.audit_only:
-            return Prepared(tokenizer, max_length, data, DatasetDict(), None, DatasetDict(), {}, audit=data_audit)
+            return Prepared(tokenizer, reading, data, DatasetDict(), None, DatasetDict(), {}, audit=data_audit)
         # The main process tokenizes (or reads its cache) first; the others then read what it wrote.
         cache = dict(num_proc=config.data.preprocessing_num_workers, truncation=config.data.truncation,
                      pairing=config.data.text_pairing,
@@ -430,19 +524,15 @@ def prepare(config: RunConfig) -> Prepared:
                 orders[name] = np.arange(len(splits[name]))
     check_metric_name(config.training.metric_for_best_model, data.task)
     set_seed(config.training.seed)  # the new classifier head's initialisation
-    model = new_model(config, data, tokenized["train"])
-    # Saved with the model (config.json): the demo and finetune.score read reviews as training did.
-    model.config.review_truncation = config.data.truncation
-    text_fields.save(model.config, config.data.text_columns(), separator)
-    text_fields.save_pairing(model.config, config.data.text_pairing)
-    config.batch_choice = choose_batch(config, tokenized["train"], model_config, max_length)
-    note = family_note or choose_precision(config, model, tokenized["train"], tokenizer, max_length)
+    model = new_model(config, data.label_names, reading, tokenized["train"])
+    config.batch_choice = choose_batch(config, tokenized["train"], model_config, reading.max_length)
+    note = family_note or choose_precision(config, model, tokenized["train"], tokenizer, reading.max_length)
     weights = None
     if config.run.class_weights == "balanced":
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
         logger.info("class weights (--class_weights balanced): %s",
                     ", ".join(f"{name} {w:.3f}" for name, w in zip(data.label_names, weights)))
-    return Prepared(tokenizer, max_length, data, tokenized, model, unlabelled, orders, note, weights, data_audit)
+    return Prepared(tokenizer, reading, data, tokenized, model, unlabelled, orders, note, weights, data_audit)
 
 
 def audit_data(data: ReviewData) -> AuditReport:
@@ -476,12 +566,13 @@ def apply_family(config: RunConfig, model_config) -> str:
     return families.check_precision(config.training, family, asked)
 
 
-def new_model(config: RunConfig, data: ReviewData, train):
-    """The pretrained encoder with a new head for the task. A rating head starts at train's mean rating (its bias),
-    not at 0: the first steps then learn from the reviews, not the scale."""
-    model = load_classifier(config.model, data.label_names, data.task)
-    data.task.save(model.config)
-    if data.task.problem_type == tasks.REGRESSION:
+def new_model(config: RunConfig, label_names: list[str], reading: ReviewReading, train):
+    """The pretrained encoder with a new head for the task, and how it reads a review saved on its config. A rating
+    head starts at train's mean rating (its bias), not at 0: the first steps then learn from the reviews, not the
+    scale."""
+    model = load_classifier(config.model, label_names, reading.task)
+    reading.save(model.config)  # config.json: the demo, finetune.score and the ONNX export read reviews as training
+    if reading.task.problem_type == tasks.REGRESSION:
         last = output_layer(model)
         if last is not None and last.bias is not None:
             with torch.no_grad():
@@ -557,8 +648,10 @@ def build_trainer(config: RunConfig, prepared: Prepared, **overrides) -> Trainer
                          layerwise_lr_decay=config.run.layerwise_lr_decay)
 
 
-def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
-    """Search on validation, then set the best trial's parameters on config.training for the final run."""
+def hyperparameter_search(config: RunConfig, prepared: Prepared) -> dict | None:
+    """Search on validation, then set the best trial's parameters on config.training for the final run (still
+    planning: nothing is written yet). Returns the trials and the choice (hp_search.json, the card's section) in
+    the main process, None in the others."""
     args, n_trials = config.training, config.run.hp_search_trials
     train = prepared.tokenized["train"]
     if config.run.hp_search_train_samples:
@@ -566,7 +659,7 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     banner(f"Hyperparameter search: {n_trials} trials on {len(train):,} training reviews, scored by validation "
            f"{args.metric_for_best_model}")
     trainer = build_trainer(
-        config, prepared, model=None, model_init=lambda: new_model(config, prepared.data, train),
+        config, prepared, model=None, model_init=lambda: new_model(config, prepared.data.label_names, prepared.reading, train),
         args=search.search_arguments(args, config.run), train_dataset=train,
         callbacks=[LogLossAtEpochEnd()],  # the search stops hopeless trials itself
     )
@@ -576,9 +669,10 @@ def hyperparameter_search(config: RunConfig, prepared: Prepared) -> None:
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(best, src=0)
     search.apply_params(args, best[0], config.run)
-    if result is not None:
-        artifacts.write_json(Path(args.output_dir), artifacts.SEARCH_FILE, result.to_dict())
-        logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)
+    if result is None:
+        return None
+    logger.info("best trial: %s = %.4f with %s", result.metric, result.best_value, result.best_params)
+    return result.to_dict()
 
 
 def check_metric_name(metric: str | None, task: tasks.Task) -> None:

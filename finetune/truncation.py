@@ -8,8 +8,8 @@ the [CLS]/[SEP] the tokenizer adds):
   the paper's best on IMDb, 128 + 382. A shorter max_length keeps the same share for the head,
   a quarter of the room, once the room is at most 2 x 128.
 
-The choice is saved with the model (`review_truncation` in its config.json, and a tail model's
-tokenizer truncates on the left, so a plain `pipeline` reads its tail too) and every path that
+The choice is saved with the model (finetune/reading.py: `review_truncation` in its config.json, and a tail
+model's tokenizer truncates on the left, so a plain `pipeline` reads its tail too) and every path that
 tokenizes a review applies it through `encode`: training, evaluation, finetune.score and the demo
 with either engine.
 """
@@ -17,7 +17,6 @@ with either engine.
 from finetune.errors import UsageError
 
 STRATEGIES = ("head", "tail", "head_tail")
-CONFIG_KEY = "review_truncation"  # in the model's config.json
 HEAD_TOKENS = 128
 # A fast tokenizer cuts these itself (before it adds [CLS]/[SEP]) when its truncation_side says so; a tail
 # model's saved tokenizer truncates on the left. Otherwise, and for head_tail, `encode` cuts the ids.
@@ -47,20 +46,18 @@ def model_limit(tokenizer, model_config) -> int:
     return min(limits) if limits else DEFAULT_MAX_LENGTH
 
 
-def max_length(tokenizer, model_config, requested: int | None = None) -> int:
-    """The length reviews are cut to: `requested` (--max_seq_length) if the model takes it, else
-    DEFAULT_MAX_LENGTH or the model's limit if that is smaller; raises UsageError past the limit."""
+def max_length(tokenizer, model_config, requested: int | None = None, clamp: bool = False) -> int:
+    """The length reviews are cut to: `requested` (--max_seq_length, or the length a model was trained with) if the
+    model takes it, else DEFAULT_MAX_LENGTH or the model's limit if that is smaller. Past the limit: UsageError
+    (training), or the limit with `clamp` (serving: a longer request cannot be read)."""
     limit = model_limit(tokenizer, model_config)
     if requested is None:
         return min(limit, DEFAULT_MAX_LENGTH)
     if requested > limit:
+        if clamp:
+            return limit
         raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens.")
     return requested
-
-
-def saved_strategy(model_config) -> str:
-    """The strategy a model was trained with (models trained before the option, and others: head)."""
-    return getattr(model_config, CONFIG_KEY, None) or "head"
 
 
 def head_size(room: int) -> int:

@@ -345,3 +345,22 @@ def test_main_results_and_card_record_the_run_cost(trained_run):
     assert card.data.co2_eq_emissions["emissions"] == round(cost["co2_grams"], 4)
     assert card.data.co2_eq_emissions["hardware_used"] == cost["hardware"]
     assert "## Training cost" in card.text and cost["method"] in card.text
+
+
+def test_main_writes_run_config_once_with_the_plan_the_search_chose(tiny_bert, many_review_files, tmp_path,
+                                                                     monkeypatch):
+    import yaml
+
+    writes = []
+    real = artifacts.write_run_config
+    monkeypatch.setattr(artifacts, "write_run_config", lambda folder, sections: writes.append(1) or real(folder, sections))
+    output_dir = tmp_path / "planned"
+    space = '{"learning_rate": {"type": "float", "low": 2e-3, "high": 4e-3}}'
+    assert main(tiny_run_args(tiny_bert, many_review_files, output_dir, *LEARNS, "--hp_search_trials", "2",
+                              "--hp_search_train_samples", "48", "--hp_search_space", space)) == 0
+    assert len(writes) == 1
+    saved = yaml.safe_load((output_dir / artifacts.CONFIG_FILE).read_text())
+    searched = json.loads((output_dir / artifacts.SEARCH_FILE).read_text())
+    assert saved["training"]["learning_rate"] == pytest.approx(searched["best_params"]["learning_rate"])
+    assert saved["training"]["bf16"] is False and saved["training"]["push_to_hub"] is False
+    assert "## Hyperparameter search" in (output_dir / "README.md").read_text()
