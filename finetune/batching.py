@@ -12,7 +12,6 @@ learning-rate schedule and the logged losses see one step of the configured batc
 import contextlib
 import logging
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -54,45 +53,18 @@ def bucket_length(longest: int, multiple: int, max_length: int | None) -> int:
     return max(longest, min(rounded, max_length)) if max_length else rounded
 
 
-# The batch sizes the default tries, largest first, and what a larger one asks of the data (bench/batch_size.py,
-# bench/quality.py's batch16 and batch64_lr1e-4 rows: bench/README.md "Batch size").
-THROUGHPUT_BATCHES = (64, 32, 16)
-BASE_BATCH, BASE_LEARNING_RATE = 16, 5e-5
-MIN_REVIEWS_FOR_LARGER_BATCHES = 2000
+# --pad_to_multiple_of when not given: buckets of 16 tokens under mixed precision, where the kernels are built per
+# shape (oneDNN's bf16 matmuls on a CPU: on a Sapphire Rapids Xeon bf16 was 1.4x faster than fp32 on a shape it had
+# seen and 1.45x slower on a new one; GPU tensor cores want multiples of 8); the longest review in fp32, where the
+# extra padding is all cost (buckets of 16 trained 8% slower in fp32 on an AMD EPYC: bench/batch_size.py).
+MIXED_PRECISION_MULTIPLE = 16
 
 
-@dataclass
-class BatchChoice:
-    rows: int
-    learning_rate: float
-    reason: str
-
-
-def throughput_batch(lengths, processes: int, max_tokens: int | None, multiple: int,
-                     max_length: int | None) -> BatchChoice:
-    """The default batch for data of these token `lengths`: the largest of 64, 32 and 16 reviews whose batch of
-    median-length reviews fits in `max_tokens` (--max_train_batch_tokens) padded tokens, at a learning rate scaled
-    by the square root of its ratio to 16 (5e-5 at 16, 1e-4 at 64), as Adam wants; 16 below 2,000 training
-    reviews per process, where a larger batch would leave too few steps to learn from.
-
-    Short reviews in batches of 16 keep two cores waiting on per-operation overhead (a batch of 16 reviews of 40
-    tokens is 640 tokens of work); 64 of them are one efficient matmul. Long reviews fill a batch of 16 already,
-    and past the token bound a batch runs in pieces anyway, so they keep 16.
-    """
-    reviews = len(lengths)
-    per_process = reviews // max(1, processes)
-    base = BatchChoice(BASE_BATCH, BASE_LEARNING_RATE, "")
-    if per_process < MIN_REVIEWS_FOR_LARGER_BATCHES or not reviews:
-        base.reason = (f"batch {BASE_BATCH}: {reviews:,} training reviews (larger batches from "
-                       f"{MIN_REVIEWS_FOR_LARGER_BATCHES:,} per process)")
-        return base
-    median = bucket_length(int(np.median(np.asarray(lengths))), multiple, max_length)
-    budget = max_tokens or 4096
-    rows = next((rows for rows in THROUGHPUT_BATCHES if rows * median <= budget), BASE_BATCH)
-    rate = BASE_LEARNING_RATE * math.sqrt(rows / BASE_BATCH)
-    return BatchChoice(rows, float(f"{rate:.2g}"), f"batch {rows} at learning rate {rate:.2g}: median review "
-                       f"{median} tokens padded, {rows} x {median} within {budget:,} tokens a batch "
-                       f"({reviews:,} training reviews)")
+def default_multiple(training_args) -> int:
+    """The bucket size for the precision the run trains in (after the precision probe chose it)."""
+    mixed = training_args.bf16 or training_args.fp16 or getattr(training_args, "mixed_precision", "no") in (
+        "bf16", "fp16")  # `accelerate launch --mixed_precision bf16` sets only the latter
+    return MIXED_PRECISION_MULTIPLE if mixed else 1
 
 
 def distinct_shapes(lengths, batch_size: int, multiple: int, max_length: int | None) -> int:

@@ -349,13 +349,14 @@ class RunArguments:
             "and the results stay, the peak memory falls (16 x 512 tokens is 2x this default). 0: no limit."
         },
     )
-    pad_to_multiple_of: int = field(
-        default=16,
+    pad_to_multiple_of: int | None = field(
+        default=None,
         metadata={
             "help": "Pad each batch to its longest review rounded up to a multiple of this many tokens (never past "
-            "the maximum length), so that a run meets a few dozen tensor shapes instead of hundreds and the CPU's "
-            "kernels built per shape are reused; truncation is unchanged. 1: pad to the longest review only "
-            "(measured: bench/batch_size.py)."
+            "the maximum length), so that a run meets a few dozen tensor shapes instead of hundreds and kernels "
+            "built per shape are reused; truncation is unchanged. Default: 16 when training in bf16 or fp16 "
+            "(kernels built per shape), 1 (the longest review only) in fp32, where extra padding is only cost "
+            "(bench/batch_size.py)."
         },
     )
     cpu_threads: int | None = field(
@@ -476,7 +477,7 @@ class RunArguments:
             raise UsageError("--hp_search_train_samples/--hp_search_space need --hp_search_trials N (N > 0).")
         if self.max_train_batch_tokens is not None and self.max_train_batch_tokens < 0:
             raise UsageError(f"--max_train_batch_tokens {self.max_train_batch_tokens}: must be 0 (no limit) or more.")
-        if self.pad_to_multiple_of < 1:
+        if self.pad_to_multiple_of is not None and self.pad_to_multiple_of < 1:
             raise UsageError(f"--pad_to_multiple_of {self.pad_to_multiple_of}: must be 1 (pad to the longest review) "
                              "or more, e.g. 16.")
         if self.cpu_threads is not None and self.cpu_threads < 1:
@@ -550,7 +551,6 @@ class RunConfig:
     # RECIPE_FLAGS and DEVICE_FLAGS the user did not give (neither flag nor --config key): a model family's recipe
     # or restriction may set them (finetune/families.py).
     unset: frozenset[str] = frozenset()
-    batch_choice: str = ""  # the batch size and learning rate chosen for the data (train.choose_batch), for the card
     family_recipe: str = ""  # the family recipe's values this run took, and their source, for the log and the card
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

@@ -45,8 +45,6 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         extra["training_curves"] = ", ".join(
             {"tensorboard": "TensorBoard (runs/: this repo's Training metrics tab)",
              "trackio": f"trackio (project {args.project}, logged locally: `trackio show`)"}[name] for name in curves)
-    if config.batch_choice:
-        extra["batch_size_choice"] = f"{config.batch_choice} (the default for the flags not given)"
     if config.family_recipe:
         extra["recipe"] = f"{config.family_recipe} (the model family's defaults, for the flags not given)"
     return {
@@ -72,7 +70,7 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         "class_weights": "none" if not class_weights else "balanced: " + ", ".join(
             f"{name} {weight:.3f}" for name, weight in class_weights.items()),
         "padding": "max_length" if config.data.pad_to_max_length else (
-            "dynamic (per batch)" if config.run.pad_to_multiple_of == 1 else
+            "dynamic (per batch)" if (config.run.pad_to_multiple_of or 1) == 1 else
             f"dynamic (per batch, rounded up to a multiple of {config.run.pad_to_multiple_of} tokens)"),
         "train_sampling_strategy": args.train_sampling_strategy,
         "attention_dropout": "model default" if dropout is None else dropout,

@@ -57,7 +57,7 @@ from finetune import (
 )
 from finetune import truncation as truncating
 from finetune.audit import AuditReport, audit
-from finetune.batching import BucketedCollator, ReviewTrainer, throughput_batch
+from finetune.batching import BucketedCollator, ReviewTrainer, default_multiple
 from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
@@ -525,8 +525,9 @@ def prepare(config: RunConfig) -> Prepared:
     check_metric_name(config.training.metric_for_best_model, data.task)
     set_seed(config.training.seed)  # the new classifier head's initialisation
     model = new_model(config, data.label_names, reading, tokenized["train"])
-    config.batch_choice = choose_batch(config, tokenized["train"], model_config, reading.max_length)
     note = family_note or choose_precision(config, model, tokenized["train"], tokenizer, reading.max_length)
+    if config.run.pad_to_multiple_of is None:  # chosen for the precision just decided (finetune/batching.py)
+        config.run.pad_to_multiple_of = default_multiple(config.training)
     weights = None
     if config.run.class_weights == "balanced":
         weights = objective.balanced_weights(tokenized["train"]["label"][:], len(data.label_names))
@@ -580,23 +581,6 @@ def new_model(config: RunConfig, label_names: list[str], reading: ReviewReading,
     return model
 
 
-def choose_batch(config: RunConfig, train, model_config, max_length: int) -> str:
-    """The batch size and learning rate for this data when the user set neither (nor did the model family's recipe,
-    nor --gradient_accumulation_steps): larger batches for short reviews (finetune/batching.py throughput_batch),
-    set on config.training before the Trainer and the precision probe read it. Returns the log's and card's words."""
-    args = config.training
-    family_set = families.recipe_values(families.family_of(model_config), config.unset)
-    chosen_by_user = {"per_device_train_batch_size", "learning_rate"} - (set(config.unset) - set(family_set))
-    if chosen_by_user or args.gradient_accumulation_steps != 1:
-        return ""
-    lengths = train["length"][:] if "length" in train.column_names else [len(ids) for ids in train["input_ids"]]
-    choice = throughput_batch(lengths, args.world_size, config.run.max_train_batch_tokens or None,
-                              config.run.pad_to_multiple_of, max_length)
-    args.per_device_train_batch_size, args.learning_rate = choice.rows, choice.learning_rate
-    logger.info("batch size (default for this data): %s", choice.reason)
-    return choice.reason
-
-
 def describe_task(task: tasks.Task) -> str:
     if task.problem_type == tasks.REGRESSION:
         scale = task.scale()
@@ -624,7 +608,8 @@ def choose_precision(config: RunConfig, model, train, tokenizer, max_length: int
                                      args.per_device_train_batch_size,
                                      config.run.max_train_batch_tokens or None, torch.get_num_threads(),
                                      limit=truncating.model_limit(tokenizer, model.config),
-                                     reused_shapes=config.run.pad_to_multiple_of > 1)
+                                     # bf16 trains in buckets unless --pad_to_multiple_of 1: a step meets a warm shape
+                                     reused_shapes=config.run.pad_to_multiple_of != 1)
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(shared, src=0)
     precision.apply(args, shared[0].bf16)

@@ -9,9 +9,9 @@ from finetune.batching import (
     BucketedCollator,
     ReviewTrainer,
     bucket_length,
+    default_multiple,
     distinct_shapes,
     split_rows,
-    throughput_batch,
 )
 from finetune.train import main
 
@@ -169,48 +169,10 @@ def test_bucketed_run_meets_few_shapes_and_reads_every_review_as_tokenized(tiny_
     assert len({batch["input_ids"].shape[1] for batch in unbucketed}) > len(shapes)
 
 
-# --- the default batch for the data (throughput_batch, train.choose_batch) ---------------------------
+def test_buckets_are_the_default_under_mixed_precision_only():
+    from transformers import TrainingArguments
 
-
-def test_throughput_batch_grows_for_many_short_reviews_only():
-    short = throughput_batch([24] * 8530, 1, 4096, 16, 512)
-    assert (short.rows, short.learning_rate) == (64, 1e-4)  # 64 x 32 padded tokens fit 4,096
-    product = throughput_batch([80] * 4000, 1, 4096, 16, 512)
-    assert (product.rows, product.learning_rate) == (32, 7.1e-5)  # 64 x 80 would not fit; 32 x 80 does
-    assert throughput_batch([300] * 4000, 1, 4096, 16, 512).rows == 16  # long reviews fill a batch of 16 already
-    few = throughput_batch([24] * 1999, 1, 4096, 16, 512)
-    assert (few.rows, few.learning_rate) == (16, 5e-5) and "1,999 training reviews" in few.reason
-    assert throughput_batch([24] * 3000, 2, 4096, 16, 512).rows == 16  # 1,500 reviews per process
-
-
-def _prepared_batch(tiny_bert, tmp_path, *flags):
-    import random
-
-    from conftest import FILLER, POSITIVE, NEGATIVE, write_csv
-
-    from finetune.train import parse_run, prepare
-
-    rng = random.Random(9)
-    rows = [{"text": " ".join(rng.sample(FILLER, 3) + [rng.choice(POSITIVE if i % 2 else NEGATIVE)]),
-             "label": ["negative", "positive"][i % 2]} for i in range(2100)]
-    train = tmp_path / "train.csv"
-    if not train.exists():
-        write_csv(train, rows)
-    config = parse_run(["--model_name_or_path", str(tiny_bert), "--train_file", str(train), "--output_dir",
-                        str(tmp_path / "run"), "--bf16", "false", "--cpu_threads", "1", *flags])
-    prepare(config)
-    return config
-
-
-def test_the_default_batch_follows_the_data_unless_a_flag_sets_it(tiny_bert, tmp_path):
-    chosen = _prepared_batch(tiny_bert, tmp_path)  # 1,890 train reviews after the 10% validation carve: < 2,000
-    assert (chosen.training.per_device_train_batch_size, chosen.training.learning_rate) == (16, 5e-5)
-    chosen = _prepared_batch(tiny_bert, tmp_path, "--validation_split_percentage", "4")  # 2,016 train reviews
-    assert (chosen.training.per_device_train_batch_size, chosen.training.learning_rate) == (64, 1e-4)
-    assert chosen.batch_choice.startswith("batch 64 at learning rate 0.0001")
-    given = _prepared_batch(tiny_bert, tmp_path, "--validation_split_percentage", "4",
-                            "--per_device_train_batch_size", "16")
-    assert (given.training.per_device_train_batch_size, given.training.learning_rate) == (16, 5e-5)
-    assert given.batch_choice == ""
-    rate = _prepared_batch(tiny_bert, tmp_path, "--validation_split_percentage", "4", "--learning_rate", "3e-5")
-    assert (rate.training.per_device_train_batch_size, rate.training.learning_rate) == (16, 3e-5)
+    fp32 = TrainingArguments(output_dir="unused", use_cpu=True, report_to=[])
+    assert default_multiple(fp32) == 1
+    fp32.bf16 = True
+    assert default_multiple(fp32) == 16
