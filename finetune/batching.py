@@ -53,18 +53,19 @@ def bucket_length(longest: int, multiple: int, max_length: int | None) -> int:
     return max(longest, min(rounded, max_length)) if max_length else rounded
 
 
-# --pad_to_multiple_of when not given: buckets of 16 tokens under mixed precision, where the kernels are built per
-# shape (oneDNN's bf16 matmuls on a CPU: on a Sapphire Rapids Xeon bf16 was 1.4x faster than fp32 on a shape it had
-# seen and 1.45x slower on a new one; GPU tensor cores want multiples of 8); the longest review in fp32, where the
-# extra padding is all cost (buckets of 16 trained 8% slower in fp32 on an AMD EPYC: bench/batch_size.py).
-MIXED_PRECISION_MULTIPLE = 16
+# --pad_to_multiple_of when not given. On a GPU in fp16/bf16: multiples of 8, as transformers' own examples pad there
+# (tensor cores work on tiles of 8). On a CPU: the longest review. In fp32 buckets are only cost (buckets of 16 trained
+# 20% slower on an AMD EPYC: bench/batch_size.py); in bf16 oneDNN builds kernels per shape (on a Sapphire Rapids Xeon
+# bf16 was 1.4x faster than fp32 on a shape it had seen, 1.45x slower on a new one), but whether buckets make a whole
+# bf16 run faster than their padding costs is not measured yet: `--pad_to_multiple_of 16` asks for them.
+CUDA_MIXED_PRECISION_MULTIPLE = 8
 
 
 def default_multiple(training_args) -> int:
-    """The bucket size for the precision the run trains in (after the precision probe chose it)."""
+    """The bucket size for the device and the precision the run trains in (after the precision probe chose it)."""
     mixed = training_args.bf16 or training_args.fp16 or getattr(training_args, "mixed_precision", "no") in (
         "bf16", "fp16")  # `accelerate launch --mixed_precision bf16` sets only the latter
-    return MIXED_PRECISION_MULTIPLE if mixed else 1
+    return CUDA_MIXED_PRECISION_MULTIPLE if mixed and training_args.device.type == "cuda" else 1
 
 
 def distinct_shapes(lengths, batch_size: int, multiple: int, max_length: int | None) -> int:

@@ -354,9 +354,9 @@ class RunArguments:
         metadata={
             "help": "Pad each batch to its longest review rounded up to a multiple of this many tokens (never past "
             "the maximum length), so that a run meets a few dozen tensor shapes instead of hundreds and kernels "
-            "built per shape are reused; truncation is unchanged. Default: 16 when training in bf16 or fp16 "
-            "(kernels built per shape), 1 (the longest review only) in fp32, where extra padding is only cost "
-            "(bench/batch_size.py)."
+            "built per shape are reused; truncation is unchanged. Default: 8 on a GPU in fp16/bf16 (tensor cores), "
+            "1 (the longest review only) on a CPU, where buckets of 16 trained 20% slower in fp32 (bench/batch_size.py); "
+            "16 is the candidate for a CPU that trains in bf16, whose kernels are built per shape."
         },
     )
     cpu_threads: int | None = field(

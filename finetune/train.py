@@ -608,8 +608,8 @@ def choose_precision(config: RunConfig, model, train, tokenizer, max_length: int
                                      args.per_device_train_batch_size,
                                      config.run.max_train_batch_tokens or None, torch.get_num_threads(),
                                      limit=truncating.model_limit(tokenizer, model.config),
-                                     # bf16 trains in buckets unless --pad_to_multiple_of 1: a step meets a warm shape
-                                     reused_shapes=config.run.pad_to_multiple_of != 1)
+                                     # under --pad_to_multiple_of N > 1 a training step mostly meets a warm shape
+                                     reused_shapes=(config.run.pad_to_multiple_of or 1) > 1)
     if args.world_size > 1:
         torch.distributed.broadcast_object_list(shared, src=0)
     precision.apply(args, shared[0].bf16)

@@ -169,10 +169,11 @@ def test_bucketed_run_meets_few_shapes_and_reads_every_review_as_tokenized(tiny_
     assert len({batch["input_ids"].shape[1] for batch in unbucketed}) > len(shapes)
 
 
-def test_buckets_are_the_default_under_mixed_precision_only():
-    from transformers import TrainingArguments
+def test_buckets_are_the_default_on_a_gpu_in_mixed_precision_only():
+    class Args:  # what default_multiple reads of TrainingArguments
+        def __init__(self, device: str, bf16: bool = False, fp16: bool = False, mixed_precision: str = "no"):
+            self.device, self.bf16, self.fp16, self.mixed_precision = torch.device(device), bf16, fp16, mixed_precision
 
-    fp32 = TrainingArguments(output_dir="unused", use_cpu=True, report_to=[])
-    assert default_multiple(fp32) == 1
-    fp32.bf16 = True
-    assert default_multiple(fp32) == 16
+    assert default_multiple(Args("cpu")) == 1 and default_multiple(Args("cpu", bf16=True)) == 1
+    assert default_multiple(Args("cuda", fp16=True)) == 8 and default_multiple(Args("cuda", mixed_precision="bf16")) == 8
+    assert default_multiple(Args("cuda")) == 1

@@ -249,15 +249,17 @@ def test_a_probed_run_trains_exactly_as_the_same_explicit_choice(bf16_cpu, tiny_
             == artifacts.read_json(tmp_path / "explicit", artifacts.HISTORY_FILE))
 
 
+@pytest.mark.parametrize("buckets, new_shapes", [([], True), (["--pad_to_multiple_of", "16"], False)])
 def test_a_probe_that_finds_bf16_faster_trains_in_bf16_and_says_so(bf16_cpu, tiny_bert, review_files, tmp_path, monkeypatch,
-                                                                   finetune_log):
+                                                                   finetune_log, buckets, new_shapes):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     probed_new_shapes = []
     monkeypatch.setattr(precision, "measure",
                         lambda model, batch, new_shapes: probed_new_shapes.append(new_shapes) or (0.150, 0.100, 3))
     out = tmp_path / "run"
-    assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1")) == 0
-    assert probed_new_shapes == [False]  # bucketed batches (the default): the probe times the warm shape
+    assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1", *buckets)) == 0
+    # batches padded to their longest review (the CPU default) meet new shapes; bucketed ones a warm shape
+    assert probed_new_shapes == [new_shapes]
     summary = next(line for line in finetune_log if line.startswith("Device: CPU"))
     assert "mixed precision bf16 (probe of 3 repeat(s)" in summary
     assert "fp32 150 ms, bf16 100 ms per forward+backward; bf16 1.50x as fast" in summary
@@ -269,7 +271,7 @@ def test_a_probe_that_finds_bf16_faster_trains_in_bf16_and_says_so(bf16_cpu, tin
 
     monkeypatch.setattr(precision, "measure", no_probe)
     finetune_log.clear()
-    assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1", "--overwrite_output_dir")) == 0
+    assert main(probed_args(tiny_bert, review_files, out, "--num_train_epochs", "1", "--overwrite_output_dir", *buckets)) == 0
     summary = next(line for line in finetune_log if line.startswith("Device: CPU"))
     assert "mixed precision bf16 (cached probe of " in summary and str(tmp_path / "hf") in summary
 
