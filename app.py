@@ -29,7 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # it would look up t
 import gradio as gr  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from finetune import agent_tools, artifacts, demo_page, serving, tasks  # noqa: E402
+from finetune import agent_tools, artifacts, demo_page, errors, serving, tasks  # noqa: E402
 from finetune.attribution import occlusion  # noqa: E402
 from finetune.demo_page import refused  # noqa: E402
 from finetune.logs import setup_logging  # noqa: E402
@@ -181,7 +181,7 @@ def build_demo(served: ServedModel, cache_cleaning: tuple[int, int] = serving.CA
 def parse_args(argv=None) -> argparse.Namespace:
     from finetune.inference import ENGINES
 
-    parser = argparse.ArgumentParser(description="Serve a fine-tuned review classifier.")
+    parser = argparse.ArgumentParser(description="Serve a fine-tuned review classifier.", allow_abbrev=False)
     parser.add_argument("--model_id", default=os.environ.get("MODEL_ID", artifacts.DEFAULT_OUTPUT_DIR),
                         help="model folder or Hub repo id (env MODEL_ID; default: the default training run)")
     parser.add_argument("--model_revision", default=os.environ.get("MODEL_REVISION") or None,
@@ -212,5 +212,9 @@ if __name__ == "__main__":
     args = parse_args(sys.argv[1:])
     demo = build_demo(load_served_model(args.model_id, quantize=args.quantize, engine=args.engine,
                                         revision=args.model_revision, no_model_hint=no_model_hint(sys.argv[1:])))
-    demo.launch(server_name=args.host, server_port=args.port, mcp_server=agent_tools.mcp_server_enabled(args.mcp_server),
-                **serving.launch_settings())
+    try:
+        demo.launch(server_name=args.host, server_port=args.port,
+                    mcp_server=agent_tools.mcp_server_enabled(args.mcp_server), **serving.launch_settings())
+    except OSError as err:  # gradio's "Cannot find empty port": another demo (or program) holds it
+        sys.exit(errors.report(f"cannot serve on {args.host}:{args.port} ({err}). Stop what holds that port, or "
+                               "pass --port with a free one (or set GRADIO_SERVER_PORT).", errors.EXIT_USAGE))

@@ -599,6 +599,8 @@ HELP_OVERRIDES = {
 
 def build_parser() -> HfArgumentParser:
     parser = _Parser((ModelArguments, DataArguments, TrainingArguments, RunArguments))
+    # `--num_train_epoch 1` must be refused, not read as --num_train_epochs: a misspelt flag is never silently accepted
+    parser.allow_abbrev = False
     # use_cpu None: not given; the device resolver of parse_config decides it (finetune/machine.py).
     parser.set_defaults(**PROJECT_DEFAULTS, use_cpu=None)
     parser.set_defaults(**dict.fromkeys(RECIPE_FLAGS))  # None: not given (parse_config fills the project default)

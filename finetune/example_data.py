@@ -92,7 +92,8 @@ def write_workbook(path: Path, frame: pd.DataFrame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m finetune.example_data", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m finetune.example_data", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("folder", type=Path, nargs="?", default=Path("examples"), help="where the files go")
     args = parser.parse_args(argv)
     for path in write_examples(args.folder):

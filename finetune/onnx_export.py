@@ -251,7 +251,8 @@ def _update_card(folder: Path, copy: OnnxCopy | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m finetune.onnx_export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m finetune.onnx_export", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("folder", type=Path, help="a model folder written by finetune/train.py (or any saved classifier)")
     args = parser.parse_args(argv)
     setup_logging()

@@ -68,7 +68,7 @@ def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, Pretrain
     from finetune import data_files
 
     parser = HfArgumentParser((ModelArguments, DataArguments, PretrainArguments), prog="python -m finetune.pretrain",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], allow_abbrev=False)
     try:
         model, data, run = parser.parse_args_into_dataclasses(argv)
     except SystemExit as exit_:

@@ -18,7 +18,8 @@ from finetune.errors import UsageError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m finetune.push", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m finetune.push", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("folder", type=Path,
                         help="a model folder written by finetune/train.py (with --path_in_repo: a checkpoint-* in it)")
     parser.add_argument("--repo", "--hub_model_id", dest="repo", required=True,

@@ -10,8 +10,10 @@ not be shown instead.
 import csv
 import io
 import json
+import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -19,6 +21,8 @@ import yaml
 from finetune import artifacts, tasks
 from finetune.limits import allow_long_csv_fields
 from finetune.mistakes import furthest_off, most_confident_mistakes
+
+logger = logging.getLogger("app")
 
 TRAIN_COMMAND = "./setup.sh && .venv/bin/accelerate launch finetune/train.py"
 # What a run file that parses but holds unexpected values raises when it is shown.
@@ -113,14 +117,21 @@ def load_served_model(model_id: str, quantize: bool = False, revision: str | Non
 
     served = ServedModel(model_id=model_id, revision=revision)
     token = os.environ.get("HF_TOKEN") or None
+    advice = (f"Train the default model with `{TRAIN_COMMAND}`, or set `MODEL_ID` to a model folder or a Hub repo "
+              "id (and `HF_TOKEN` for a private repo).")
+    if artifacts.is_local_path(model_id) and not Path(model_id).expanduser().is_dir():
+        # a path, not a Hub id: the Hub client's "Repo id must be in the form ..." would only confuse
+        served.problem = no_model_hint or (
+            f"No model could be loaded from `{model_id}`: no such folder (relative to {Path.cwd()}).\n\n{advice}")
+        logger.warning("%s", served.problem.replace("\n\n", " "))
+        return served
     try:
         served.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, engine=engine, revision=revision)
     except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
         served.problem = no_model_hint or (
-            f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]}).\n\n"
-            f"Train the default model with `{TRAIN_COMMAND}`, or set `MODEL_ID` to a model folder or a Hub repo "
-            "id (and `HF_TOKEN` for a private repo)."
-        )
+            f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]})."
+            f"\n\n{advice}")
+        logger.warning("%s", served.problem.replace("\n\n", " "))  # the server's log says it too, not only the page
         return served
     try:
         files = artifacts.fetch_run_files(model_id, token=token, names=tuple(RUN_FILE_READERS), revision=revision)

@@ -100,7 +100,7 @@ def parse_args(argv: list[str]) -> tuple[str, ScoreArguments]:
     from finetune.data_files import check_files
 
     parser = HfArgumentParser(ScoreArguments, prog="python -m finetune.score",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", help="a model folder (e.g. outputs/<run>) or a Hub repo id (e.g. me/minilm-reviews)")
     args, rest = parser.parse_args_into_dataclasses(argv)
     check_files(args)

@@ -306,7 +306,8 @@ def wait_for_space(space_id: str, token: str, timeout: float, poll_seconds: floa
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m finetune.space", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m finetune.space", description=__doc__.split("\n\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--space", default=None, help="Space repo id, e.g. me/reviews-demo (required unless --stage_dir)")
     parser.add_argument("--model_id", required=True, help="Hub model repo the Space serves, e.g. me/minilm-reviews")
     parser.add_argument("--model_revision", default=None,

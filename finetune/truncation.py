@@ -56,7 +56,8 @@ def max_length(tokenizer, model_config, requested: int | None = None, clamp: boo
     if requested > limit:
         if clamp:
             return limit
-        raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens.")
+        raise UsageError(f"--max_seq_length {requested}: this model takes at most {limit} tokens. Pass "
+                         f"--max_seq_length {limit} or less, or leave it out ({min(DEFAULT_MAX_LENGTH, limit)} by default).")
     return requested
 
 

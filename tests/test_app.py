@@ -232,6 +232,8 @@ def test_app_without_a_model_says_what_to_run(tmp_path):
     run = load_served_model(str(tmp_path / "nothing-here"))
     assert run.classifier is None
     assert "accelerate launch finetune/train.py" in run.problem and "MODEL_ID" in run.problem
+    # a path that is not a folder is named as such, not as a malformed Hub repo id
+    assert "nothing-here`: no such folder" in run.problem and "Repo id" not in run.problem
     with pytest.raises(Exception, match="accelerate launch finetune/train.py"):
         app.classify(run, "great")
     # No history: no empty plots (Gradio would draw axes from -Infinity), no empty tables
@@ -777,3 +779,18 @@ def test_review_tools_of_a_two_field_model_take_one_parameter_per_column():
     tool = agent_tools.tool(lambda title, body: f"{title}|{body}", "classify", "Classify.", args, ["label: the class"])
     assert tool("a", "b") == "a|b" and list(inspect.signature(tool).parameters) == ["Review_title", "body"]
     assert tool.__doc__.splitlines()[3] == "    Review_title: the review's 'Review title' field (1 of 2, as in training)"
+
+
+def test_app_on_a_busy_port_says_so_in_one_error_line(tmp_path):
+    import socket
+    import subprocess
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "app.py", "--port", str(port), "--model_id", str(tmp_path / "none")],
+                              cwd=Path(app.__file__).parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert f"error: cannot serve on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -160,3 +160,9 @@ def test_the_default_recipe_is_the_one_the_quality_suite_chose():
     assert chosen.pop("truncation") == "head"  # pinned: the suite's rows ran before tail became the default
     assert {name: float(value) for name, value in chosen.items()} == {name: float(PROJECT_DEFAULTS[name]) for name in chosen}
     assert DataArguments().truncation == "tail" and quality.RECIPES["previous_tail"][-1] == "tail"
+
+
+def test_a_flag_spelt_as_the_start_of_another_is_refused_not_taken_for_it():
+    # argparse would read `--num_train_epoch 1` as --num_train_epochs 1 without a word
+    with pytest.raises(UsageError, match="num_train_epoch"):
+        parse_run(["--num_train_epoch", "1", "--bf16", "false"])
