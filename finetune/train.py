@@ -165,6 +165,10 @@ def train(plan: Plan) -> Trained:
     raises UsageError when fp32 diverges too."""
     config, prepared = plan.config, plan.prepared
     banner(f"Training on {len(prepared.tokenized['train']):,} reviews: {describe_task(prepared.data.task)}")
+    if plan.resume:  # the Trainer resumes without a word; a finished run's resume only finishes it again
+        logger.info("resuming from %s (its optimizer, schedule and step; a run whose epochs are all done goes "
+                    "straight to evaluation and the files; the card's time and cost are this resume's)",
+                    Path(plan.resume).name if plan.resume != artifacts.HUB_RESUME else "the Hub's checkpoint")
     trainer = build_trainer(config, prepared)
     trainer.add_callback(FirstStepClock(plan.prepared_at))
     pusher = checkpoint_pusher(config, plan.push_target)

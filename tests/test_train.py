@@ -208,6 +208,7 @@ def test_resume_after_kill_finishes_with_the_same_history(tiny_bert, review_file
     resumed = subprocess.run(_train_command(tiny_bert, files, killed, "--resume_from_checkpoint", "true"),
                              env=env, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from checkpoint-60" in resumed.stderr + resumed.stdout  # the log says the run goes on
     expected = artifacts.read_json(straight, artifacts.HISTORY_FILE)
     got = artifacts.read_json(killed, artifacts.HISTORY_FILE)
     assert [(r["epoch"], r["step"]) for r in got] == [(1.0, 60), (2.0, 120), (3.0, 180)]
