@@ -41,6 +41,16 @@ def calibrate(task: tasks.Task, logits: dict[str, np.ndarray], references: dict[
         fits = [calibration.fit_temperature(logits["validation"], references["validation"])]
         task.temperature = fits[0].temperature
     after = {split: _confidences(task, values, references[split]) for split, values in logits.items()}
+    ece_before, ece_after = _ece(*before["validation"]), _ece(*after["validation"])
+    if any(fit.fitted for fit in fits) and ece_after > ece_before:
+        # The fit minimises validation NLL; on a small or near-random validation set that can sharpen the
+        # confidences past what they are worth. A calibration that looks worse on the very data it was fitted on
+        # is not kept.
+        note = (f"temperature {_temperature_text(task.temperature)} would raise the validation ECE "
+                f"({ece_before:.3f} -> {ece_after:.3f}): kept 1")
+        fits = [calibration.TemperatureFit(1.0, False, note)]
+        task.temperature = [1.0] * len(task.temperature) if isinstance(task.temperature, list) else 1.0
+        after = before
     report = {
         "temperature": task.temperature,
         "fitted": [fit.fitted for fit in fits],
