@@ -363,7 +363,7 @@ def _calibration_section(facts: CardFacts) -> str:
         text += "\n\n" + " ".join(f"Note: {note}." for note in report["notes"])
     abstention = report.get("abstention")
     if abstention and abstention.get("threshold") is not None:
-        per_split = "; ".join(f"{split}: precision {r['precision']:.3f} on {r['coverage']:.0%} of the reviews"
+        per_split = "; ".join(f"{split}: precision {r['precision']:.3f} on {trust.share_text(r['coverage'])} of the reviews"
                               for split, r in abstention.items() if isinstance(r, dict) and r.get("precision") is not None)
         text += (f"\n\n**Unsure answers.** Below a calibrated confidence of **{abstention['threshold']:.3f}** "
                  f"(`review_min_confidence`), the lowest at which validation answers reached precision "

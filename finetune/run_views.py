@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from finetune import artifacts, tasks
+from finetune import artifacts, tasks, trust
 from finetune.limits import allow_long_csv_fields
 from finetune.mistakes import furthest_off, most_confident_mistakes
 
@@ -263,7 +263,8 @@ def _uncertainty(results: dict, split: str, task: tasks.Task) -> str:
         answered = abstention[split]
         said.append(("Confidences are calibrated on validation; b" if calibrated else "B")
                     + f"elow {abstention['threshold']:.3f} the answer is *unsure* "
-                    f"({answered['coverage']:.0%} of {split} reviews answered, {answered['precision']:.1%} of them right).")
+                    f"({trust.share_text(answered['coverage'])} of {split} reviews answered, "
+                    f"{answered['precision']:.1%} of them right).")
     return (" " + " ".join(said)) if said else ""
 
 

@@ -393,7 +393,7 @@ def print_result(result: dict, reviews: Reviews, probabilities: np.ndarray, task
     abstention = result.get("abstention")
     if abstention:
         line = (f"  unsure (confidence below {abstention['threshold']:.3f}): {abstention['unsure']:,} reviews; "
-                f"answered {abstention['coverage']:.0%}")
+                f"answered {trust.share_text(abstention['coverage'])}")
         print(line + (f" at precision {abstention['precision']:.3f}" if "precision" in abstention else ""))
     if scores and task.problem_type == tasks.SINGLE_LABEL:
         predicted = probabilities.argmax(axis=-1)

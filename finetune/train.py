@@ -1018,7 +1018,7 @@ def print_summary(output_dir: Path, data: ReviewData, evaluated: "Evaluated", cl
     abstention = (evaluated.calibration or {}).get("abstention") or {}
     if abstention.get("threshold") is not None and "test" in abstention:
         print(f"  unsure below confidence {abstention['threshold']:.3f}: test precision {abstention['test']['precision']:.3f} "
-              f"on the {abstention['test']['coverage']:.0%} answered (--min_precision {abstention['min_precision']:.2f})")
+              f"on the {trust.share_text(abstention['test']['coverage'])} answered (--min_precision {abstention['min_precision']:.2f})")
     if data.task.problem_type == tasks.MULTI_LABEL:
         print(f"  decision threshold {data.task.threshold:.2f} (chosen on validation; saved in config.json)")
     for split, unlabelled in data.unlabelled.items():

@@ -247,3 +247,10 @@ def test_a_temperature_that_would_raise_validation_ece_is_not_kept():
         elif report["fitted"][0]:
             assert calibration.fit_temperature(logits, labels).temperature == task.temperature
     assert refused >= 1  # the case occurs among these seeds: the check is exercised, not vacuous
+
+
+def test_a_small_share_answered_is_not_printed_as_zero():
+    from finetune import trust
+
+    assert trust.share_text(3 / 1252) == "0.2%" and trust.share_text(0.0) == "0%"
+    assert trust.share_text(0.093) == "9.3%" and trust.share_text(0.87) == "87%"
