@@ -5,10 +5,10 @@
 
 Every row trains the embedded MiniLM through the real pipeline (finetune.train.prepare / build_trainer,
 bench/train_throughput.py `measure`) for one epoch of the same seeded subset of reviews; only the batch
-size and --pad_to_multiple_of differ (one row: the fused AdamW kernel). Rows run in rounds, the second in reverse order, and each figure is
-the mean of its rounds, so that a machine getting slower or faster during the run biases no row. Printed
-per row: reviews/s and its ratio to the first row (the defaults before issue 25: batch 16, padded to the
-longest review), optimizer steps/s, the distinct padded shapes the epoch met, the padding share of the
+size and --pad_to_multiple_of differ (one row: the fused AdamW kernel). Rows run in rounds, the second in
+reverse order, and each figure is the mean of its rounds, so that a machine getting slower or faster during
+the run biases no row. Printed per row: reviews/s and its ratio to the first row (the defaults before issue
+25: batch 16, padded to the longest review), optimizer steps/s, the distinct padded shapes the epoch met, the padding share of the
 compute, and the share of this machine's fp32 matmul peak (a large torch.mm) the training arithmetic reached.
 clothing_recommend is the quality suite's title + body product reviews (bench/quality_data.py; median 62 words).
 """

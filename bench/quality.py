@@ -52,8 +52,6 @@ RECIPES = {
     # issue 25: a larger batch at a square-root-scaled learning rate (Adam), against batch 16, with the same epochs;
     # the frozen baseline is off in both (it adds time, not scores)
     "batch16": [*PREVIOUS, "--frozen_baseline", "false"],
-    "batch32_lr7e-5": [*PREVIOUS, "--per_device_train_batch_size", "32", "--learning_rate", "7e-5",
-                       "--frozen_baseline", "false"],
     "batch64_lr1e-4": [*PREVIOUS, "--per_device_train_batch_size", "64", "--learning_rate", "1e-4",
                        "--frozen_baseline", "false"],
     "default": [],  # the project's own defaults, whatever they are when run (with --as_user: the user's path)

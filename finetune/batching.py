@@ -15,7 +15,6 @@ import math
 from typing import Any
 
 import datasets
-import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
 from transformers import DataCollatorWithPadding, Trainer
@@ -66,13 +65,6 @@ def default_multiple(training_args) -> int:
     mixed = training_args.bf16 or training_args.fp16 or getattr(training_args, "mixed_precision", "no") in (
         "bf16", "fp16")  # `accelerate launch --mixed_precision bf16` sets only the latter
     return CUDA_MIXED_PRECISION_MULTIPLE if mixed and training_args.device.type == "cuda" else 1
-
-
-def distinct_shapes(lengths, batch_size: int, multiple: int, max_length: int | None) -> int:
-    """How many padded lengths the length-sorted batches of `lengths` take: an upper bound on the kernel shapes a
-    length-grouped epoch meets (bench/batch_size.py prints it next to the throughput)."""
-    ordered = np.sort(np.asarray(lengths))[::-1]
-    return len({bucket_length(int(ordered[i]), multiple, max_length) for i in range(0, len(ordered), batch_size)})
 
 
 def split_rows(inputs: dict[str, Any], max_tokens: int | None) -> list[dict[str, Any]]:

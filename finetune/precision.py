@@ -82,7 +82,7 @@ def apply(args, bf16: bool) -> None:
 
 def decide(model, train, collator, rows: int, max_tokens: int | None = None, threads: int | None = None,
            measure_fn: Callable[..., tuple[float, float, int]] | None = None,
-           cache: Path | None = None, limit: int | None = None, reused_shapes: bool = True) -> ProbeResult:
+           cache: Path | None = None, limit: int | None = None, reused_shapes: bool = False) -> ProbeResult:
     """The precision for training `model` on `train` (a tokenized split) in batches of `rows`: from the
     cache when this machine measured the same case before, else measured now and cached. `limit` is the most
     tokens the model takes (finetune/truncation.py's model_limit): no probe batch is longer. `reused_shapes`: the
@@ -94,9 +94,7 @@ def decide(model, train, collator, rows: int, max_tokens: int | None = None, thr
     rows = probe_rows(rows, length, max_tokens)
     threads = threads or torch.get_num_threads()
     cache = cache or cache_file()
-    key, facts = cache_key(model.config, rows, length, threads)
-    facts["reused_shapes"] = reused_shapes
-    key = hashlib.sha256(f"{key} reused_shapes={reused_shapes}".encode()).hexdigest()[:24]
+    key, facts = cache_key(model.config, rows, length, threads, reused_shapes=reused_shapes)
     cached = read_cache(cache).get(key)
     if cached is not None:
         try:
@@ -251,8 +249,9 @@ PROBE_VERSION = 2
 
 
 def cache_key(config, rows: int, length: int, threads: int, cpu: str | None = None,
-              flags: list[str] | None = None) -> tuple[str, dict[str, Any]]:
-    """The key a probe is cached under, and the facts it stands for (kept next to it for a reader)."""
+              flags: list[str] | None = None, reused_shapes: bool = False) -> tuple[str, dict[str, Any]]:
+    """The key a probe is cached under, and the facts it stands for (kept next to it for a reader). A probe of the
+    warm shape (`reused_shapes`, for bucketed training) is its own case; the new-shape probe keeps its keys."""
     flags = machine.cpu_flags() if flags is None else flags
     facts = {
         "probe": PROBE_VERSION,  # a change in how the probe measures makes earlier answers stale
@@ -265,6 +264,8 @@ def cache_key(config, rows: int, length: int, threads: int, cpu: str | None = No
         "rows": rows,
         "length_bucket": length_bucket(length),
     }
+    if reused_shapes:
+        facts["reused_shapes"] = True
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24], facts
 
 

@@ -119,18 +119,18 @@ def load_served_model(model_id: str, quantize: bool = False, revision: str | Non
     token = os.environ.get("HF_TOKEN") or None
     advice = (f"Train the default model with `{TRAIN_COMMAND}`, or set `MODEL_ID` to a model folder or a Hub repo "
               "id (and `HF_TOKEN` for a private repo).")
+    cause = None
     if artifacts.is_local_path(model_id) and not Path(model_id).expanduser().is_dir():
         # a path, not a Hub id: the Hub client's "Repo id must be in the form ..." would only confuse
-        served.problem = no_model_hint or (
-            f"No model could be loaded from `{model_id}`: no such folder (relative to {Path.cwd()}).\n\n{advice}")
-        logger.warning("%s", served.problem.replace("\n\n", " "))
-        return served
-    try:
-        served.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, engine=engine, revision=revision)
-    except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
-        served.problem = no_model_hint or (
-            f"No model could be loaded from `{model_id}` ({type(err).__name__}: {str(err).splitlines()[0][:300]})."
-            f"\n\n{advice}")
+        cause = f": no such folder (relative to {Path.cwd()})"
+    else:
+        try:
+            served.classifier = ReviewClassifier(model_id, token=token, quantize=quantize, engine=engine,
+                                                 revision=revision)
+        except Exception as err:  # OSError (no folder/repo), HTTP errors, bad files: all end the same way
+            cause = f" ({type(err).__name__}: {str(err).splitlines()[0][:300]})"
+    if cause is not None:
+        served.problem = no_model_hint or f"No model could be loaded from `{model_id}`{cause}.\n\n{advice}"
         logger.warning("%s", served.problem.replace("\n\n", " "))  # the server's log says it too, not only the page
         return served
     try:

@@ -1017,8 +1017,9 @@ def print_summary(output_dir: Path, data: ReviewData, evaluated: "Evaluated", cl
                           for m, v in result["scores"].items()))
     abstention = (evaluated.calibration or {}).get("abstention") or {}
     if abstention.get("threshold") is not None and "test" in abstention:
-        print(f"  unsure below confidence {abstention['threshold']:.3f}: test precision {abstention['test']['precision']:.3f} "
-              f"on the {trust.share_text(abstention['test']['coverage'])} answered (--min_precision {abstention['min_precision']:.2f})")
+        test = abstention["test"]
+        print(f"  unsure below confidence {abstention['threshold']:.3f}: test precision {test['precision']:.3f} on the "
+              f"{trust.share_text(test['coverage'])} answered (--min_precision {abstention['min_precision']:.2f})")
     if data.task.problem_type == tasks.MULTI_LABEL:
         print(f"  decision threshold {data.task.threshold:.2f} (chosen on validation; saved in config.json)")
     for split, unlabelled in data.unlabelled.items():

@@ -54,7 +54,7 @@ def calibrate(task: tasks.Task, logits: dict[str, np.ndarray], references: dict[
         # is not kept.
         note = (f"temperature {_temperature_text(task.temperature)} would raise the validation ECE "
                 f"({ece_before:.3f} -> {ece_after:.3f}): kept 1")
-        fits = [calibration.TemperatureFit(1.0, False, note)]
+        fits = [calibration.TemperatureFit(1.0, False, note) for _ in fits]  # one per label, as fitted
         task.temperature = [1.0] * len(task.temperature) if isinstance(task.temperature, list) else 1.0
         after = before
     report = {

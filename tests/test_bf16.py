@@ -176,6 +176,7 @@ def test_the_probe_is_cached_per_machine_threads_model_shape_and_length(tiny_cla
     assert precision.cache_key(model.config, 16, 20, 2, flags=["avx512f"])[0] != key
     assert precision.cache_key(model.config, 16, 30, 2)[0] == key  # same length bucket
     assert precision.cache_key(model.config, 16, 40, 2)[0] != key
+    assert precision.cache_key(model.config, 16, 20, 2, reused_shapes=True)[0] != key  # the warm-shape probe
     bigger = type(model.config)(**{**model.config.to_dict(), "hidden_size": 64})
     assert precision.cache_key(bigger, 16, 20, 2)[0] != key
     cache.write_text("not json")  # a damaged cache is measured again, not fatal
