@@ -54,6 +54,14 @@ RECIPES = {
     "batch16": [*PREVIOUS, "--frozen_baseline", "false"],
     "batch64_lr1e-4": [*PREVIOUS, "--per_device_train_batch_size", "64", "--learning_rate", "1e-4",
                        "--frozen_baseline", "false"],
+    # issue 25: the default recipe at its start (3 epochs, 5e-5, batch 16, tail), with and without frozen word embeddings
+    "default25": [*PREVIOUS, "--truncation", "tail", "--frozen_baseline", "false",
+                  "--freeze_word_embeddings", "false"],
+    "default25_frozen_words": [*PREVIOUS, "--truncation", "tail", "--frozen_baseline", "false",
+                               "--freeze_word_embeddings", "true"],
+    # ... and the candidate for larger training sets: frozen word embeddings and 2 epochs
+    "default25_frozen_words_2_epochs": [*PREVIOUS, "--truncation", "tail", "--frozen_baseline", "false",
+                                        "--freeze_word_embeddings", "true", "--num_train_epochs", "2"],
     "default": [],  # the project's own defaults, whatever they are when run (with --as_user: the user's path)
 }
 # Reviews per split, so that a comparison of three recipes x 4 datasets x 3 seeds fits in about an hour on

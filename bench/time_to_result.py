@@ -4,14 +4,15 @@
     python bench/time_to_result.py --data embedded                  # the README's first command, before/after
     python bench/time_to_result.py --data yelp-like --rows "issue 9 start (before)" "project default (after)"
 
-For each data source it runs `python finetune/train.py` once per row in fresh processes, one after the
-other on the same machine: by default the settings at the start of issue 25 pinned by flags (batch 16 at
-learning rate 5e-5, each batch padded to its longest review: BEFORE_25) and the project's defaults as they
-are. (The row "issue 9 start (before)" pins the defaults before the "optimal performance" work.) It reports
-wall seconds from launch to exit, the phases of each run (results.json `seconds`), training reviews/s and
-optimizer steps/s (training phase less the evaluations inside it), the share of this machine's fp32 matmul
-peak (a large torch.mm) that the training arithmetic on the reviews' real tokens reached (an estimate:
-6·P·tokens plus attention, padding not counted), peak resident memory and the scores.
+For each data source it runs `python finetune/train.py` once per row in fresh processes, one after the other
+on the same machine: by default the settings at the start of issue 25 pinned by flags (3 epochs of batch 16 at
+learning rate 5e-5, each batch padded to its longest review, the word embeddings trained: BEFORE_25) and the
+project's defaults as they are. (The row "issue 9 start (before)" pins the defaults before the "optimal
+performance" work.) It reports wall seconds from launch to exit, the phases of each run (results.json
+`seconds`), training reviews/s and optimizer steps/s (training phase less the evaluations inside it), the
+share of this machine's fp32 matmul peak (a large torch.mm) that the training arithmetic on the reviews' real
+tokens reached (an estimate: 6·P·tokens plus attention, padding not counted), peak resident memory and the
+scores.
 The Yelp-like CSV is built from the embedded reviews strung together to Yelp's length mix
 (median ~160 word pieces, ~6% past 512): 3,600 train / 400 validation / 1,000 test.
 """
@@ -51,9 +52,12 @@ MEASURE = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]
 # (3 epochs, learning rate 5e-5, batch 16, warmup 0.1, weight decay 0.01).
 BEFORE = ["--sort_eval_by_length", "false", "--per_device_eval_batch_size", "64", "--bf16", "false",
           "--max_train_batch_tokens", "0", "--num_train_epochs", "3", "--learning_rate", "5e-5",
-          "--per_device_train_batch_size", "16", "--warmup_steps", "0.1", "--weight_decay", "0.01"]
-# the defaults at the start of issue 25 (2026-12-07): batch 16 at 5e-5 for every data, padding to the longest review
-BEFORE_25 = ["--per_device_train_batch_size", "16", "--learning_rate", "5e-5", "--pad_to_multiple_of", "1"]
+          "--per_device_train_batch_size", "16", "--warmup_steps", "0.1", "--weight_decay", "0.01",
+          "--freeze_word_embeddings", "false"]
+# the defaults at the start of issue 25 (2026-12-07): 3 epochs of batch 16 at 5e-5 for every data, padding to the
+# longest review, the word embeddings trained
+BEFORE_25 = ["--per_device_train_batch_size", "16", "--learning_rate", "5e-5", "--pad_to_multiple_of", "1",
+             "--num_train_epochs", "3", "--freeze_word_embeddings", "false"]
 ROWS = {"issue 9 start (before)": (BEFORE, {"FINETUNE_MALLOC_TRIM": "0"}),
         "issue 25 start (before)": (BEFORE_25, {}),
         "project default (after)": ([], {})}
@@ -98,7 +102,8 @@ def run(flags: list[str], output_dir: Path, env: dict[str, str]) -> dict:
     seconds = results["seconds"]
     evaluation = seconds.get("evaluation_during_training", 0) + seconds.get("final_evaluation", 0)
     test = results["scores"].get("test", {})
-    run_config = yaml.safe_load((output_dir / "run_config.yaml").read_text())["training"]
+    saved = yaml.safe_load((output_dir / "run_config.yaml").read_text())
+    run_config = saved["training"]
     reviews = results["split_sizes"]["train"]
     epochs = float(run_config["num_train_epochs"])
     batch = int(run_config["per_device_train_batch_size"])
@@ -108,7 +113,8 @@ def run(flags: list[str], output_dir: Path, env: dict[str, str]) -> dict:
             "test_accuracy": test.get("accuracy"), "phases": seconds, "batch": batch,
             "learning_rate": run_config["learning_rate"], "training_seconds": training,
             "reviews_per_s": reviews * epochs / training, "steps_per_s": math.ceil(reviews / batch) * epochs / training,
-            "reviews": reviews, "epochs": epochs}
+            "reviews": reviews, "epochs": epochs,
+            "word_embeddings": "frozen" if saved["model"].get("freeze_word_embeddings") else "trained"}
 
 
 def flops_per_review(texts: list[str]) -> float:
@@ -155,7 +161,8 @@ def main(argv=None) -> int:
             before = next(iter(measured.values()))
             for name, m in measured.items():
                 share = per_review * m["reviews_per_s"] / peak
-                rows.append([name, f"{m['batch']} / {m['learning_rate']:g}", m["wall"],
+                rows.append([name, f"{m['epochs']:g} / {m['batch']} / {m['learning_rate']:g} / {m['word_embeddings']}",
+                             m["wall"],
                              f"{before['wall'] / m['wall']:.2f}x", m["training_seconds"], m["reviews_per_s"],
                              m["steps_per_s"], f"{share:.0%}", m["evaluation"], m["peak_gb"],
                              f"{m['validation_accuracy']:.4f}",
@@ -163,7 +170,8 @@ def main(argv=None) -> int:
                 phase_rows.append([name, *(m["phases"].get(p, 0.0) for p in PHASES),
                                    m["wall"] - sum(m["phases"].get(p, 0.0) for p in PHASES)])
             print(f"\n### Time to result: {source}; flags: {' '.join(common) or '(defaults)'}\n")
-            print(markdown_table(["run", "batch / learning rate", "wall s (launch to exit)", "speed-up",
+            print(markdown_table(["run", "epochs / batch / learning rate / word embeddings", "wall s (launch to exit)",
+                                  "speed-up",
                                   "training s (no evaluation)", "training reviews/s", "steps/s",
                                   "share of fp32 peak (est.)", "evaluation s", "peak RSS GB", "validation accuracy",
                                   "test accuracy"], rows), flush=True)

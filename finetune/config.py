@@ -55,6 +55,14 @@ class ModelArguments:
         },
     )
 
+    freeze_word_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the pretrained word embeddings (the vocabulary's vectors, about half of a small model's "
+            "weights) as they are: no gradient and no optimizer state for them, so each training step is faster and "
+            "lighter. Position embeddings, the encoder and the head still train."
+        },
+    )
     trust_remote_code: bool = field(
         default=False,
         metadata={
@@ -495,6 +503,10 @@ class RunArguments:
 
 
 # What this project changes from TrainingArguments' own defaults, and why.
+# Epochs where the user and the model family's recipe gave none: PROJECT_DEFAULTS' 3 below FEWER_EPOCHS_FROM training
+# reviews, FEWER_EPOCHS from there (train.plan_epochs).
+FEWER_EPOCHS_FROM = 2000
+FEWER_EPOCHS = 2
 PROJECT_DEFAULTS: dict[str, Any] = {
     "eval_strategy": "epoch",  # a metrics row per epoch is the point of the history table
     "save_strategy": "epoch",
@@ -552,6 +564,7 @@ class RunConfig:
     # or restriction may set them (finetune/families.py).
     unset: frozenset[str] = frozenset()
     family_recipe: str = ""  # the family recipe's values this run took, and their source, for the log and the card
+    epochs_rule: str = ""  # why the run has the epochs it has, where the data's size chose them (train.plan_epochs)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration, every section: no secrets (what is published of it, local paths

@@ -98,7 +98,20 @@ def load_classifier(args: ModelArguments, label_names: list[str], task=None):
     note = families.configure(config, families.family_of(config), args.classifier_pooling)
     if note:
         logger.info("%s", note)
-    return AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
+    model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
+    if args.freeze_word_embeddings:
+        freeze_word_embeddings(model)
+    return model
+
+
+def freeze_word_embeddings(model) -> int:
+    """Stop training the vocabulary's vectors (the input embedding matrix): they get no gradient, hence no
+    optimizer state and no update. Returns how many weights were frozen."""
+    embeddings = model.get_input_embeddings()
+    if embeddings is None or getattr(embeddings, "weight", None) is None:
+        raise UsageError(f"--freeze_word_embeddings: {type(model).__name__} has no input embedding matrix to freeze.")
+    embeddings.weight.requires_grad_(False)
+    return embeddings.weight.numel()
 
 
 def classifier_class(config):

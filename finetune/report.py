@@ -10,7 +10,7 @@ from typing import Any
 
 from finetune import artifacts, embedded, tasks
 from finetune.artifacts import public_value
-from finetune.config import PROJECT_DEFAULTS, DataArguments, RunConfig
+from finetune.config import PROJECT_DEFAULTS, DataArguments, ModelArguments, RunConfig
 from finetune.energy import RunCost
 from finetune.history import epoch_history
 from finetune.model_card import CardFacts, build_card
@@ -45,6 +45,8 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         extra["training_curves"] = ", ".join(
             {"tensorboard": "TensorBoard (runs/: this repo's Training metrics tab)",
              "trackio": f"trackio (project {args.project}, logged locally: `trackio show`)"}[name] for name in curves)
+    if config.epochs_rule:
+        extra["epochs"] = config.epochs_rule
     if config.family_recipe:
         extra["recipe"] = f"{config.family_recipe} (the model family's defaults, for the flags not given)"
     return {
@@ -74,6 +76,8 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
             f"dynamic (per batch, rounded up to a multiple of {config.run.pad_to_multiple_of} tokens)"),
         "train_sampling_strategy": args.train_sampling_strategy,
         "attention_dropout": "model default" if dropout is None else dropout,
+        "word_embeddings": "frozen (the pretrained vectors, not trained)" if config.model.freeze_word_embeddings
+        else "trained",
         # TrainingArguments resolves --bf16/--fp16 and `accelerate launch --mixed_precision` into one value.
         "mixed_precision": args.mixed_precision,
         "metric_for_best_model": args.metric_for_best_model,
@@ -93,8 +97,10 @@ RECIPE_FLAGS = ("num_train_epochs", "learning_rate", "warmup_steps", "weight_dec
 
 
 def uses_default_recipe(config: RunConfig) -> bool:
-    same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS)
-    return (same and config.data.problem_type == tasks.SINGLE_LABEL
+    same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS
+               if not (name == "num_train_epochs" and config.epochs_rule))  # the size's epochs are the default's
+    return (same and config.model.freeze_word_embeddings == ModelArguments.freeze_word_embeddings
+            and config.data.problem_type == tasks.SINGLE_LABEL
             and config.data.truncation == DataArguments().truncation and config.run.layerwise_lr_decay is None
             and config.run.class_weights == "none")
 
