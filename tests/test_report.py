@@ -77,13 +77,14 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
     config = parse_run(["--learning_rate", "2e-5", "--per_device_train_batch_size", "8",
                            "--gradient_accumulation_steps", "4", "--num_train_epochs", "3", "--seed", "7",
                            "--lr_scheduler_type", "cosine", "--warmup_steps", "0.1", "--weight_decay", "0.01",
-                           "--bf16", "false", "--metric_for_best_model", "accuracy", "--attention_dropout", "0.1"])
+                           "--bf16", "false", "--metric_for_best_model", "accuracy", "--attention_dropout", "0.1",
+                        "--freeze_word_embeddings", "true"])
     found = hyperparameters(config, max_seq_length=128, world_size=2)
     assert list(found) == ["learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "processes",
                            "total_train_batch_size", "num_train_epochs", "lr_scheduler_type", "warmup_steps",
                            "weight_decay", "optimizer", "adam_betas", "adam_epsilon", "seed", "max_seq_length", "truncation", "layerwise_lr_decay",
-                           "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "mixed_precision",
-                           "metric_for_best_model", "early_stopping"]
+                           "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "word_embeddings",
+                           "mixed_precision", "metric_for_best_model", "early_stopping"]
     assert {k: v for k, v in found.items() if k != "optimizer"} == {
         "learning_rate": 2e-5, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "processes": 2,
         "total_train_batch_size": 64,  # 8 reviews x 4 accumulated batches x 2 processes
@@ -91,7 +92,8 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
         "adam_betas": "(0.9, 0.999)", "adam_epsilon": 1e-8,
         "max_seq_length": 128, "truncation": "tail (the last word pieces)", "layerwise_lr_decay": "off (one rate)",
         "class_weights": "none", "padding": "dynamic (per batch)", "train_sampling_strategy": "group_by_length",
-        "attention_dropout": 0.1, "mixed_precision": "no", "metric_for_best_model": "accuracy", "early_stopping": "off",
+        "attention_dropout": 0.1, "word_embeddings": "frozen (the pretrained vectors, not trained)",
+        "mixed_precision": "no", "metric_for_best_model": "accuracy", "early_stopping": "off",
     }
     # Enums are written as their plain values (the card and run_config.yaml show text, not a class name).
     assert type(found["lr_scheduler_type"]) is str and found["optimizer"] == config.training.optim.value
