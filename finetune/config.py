@@ -503,10 +503,6 @@ class RunArguments:
 
 
 # What this project changes from TrainingArguments' own defaults, and why.
-# Epochs where the user and the model family's recipe gave none: PROJECT_DEFAULTS' 3 below FEWER_EPOCHS_FROM training
-# reviews, FEWER_EPOCHS from there (train.plan_epochs).
-FEWER_EPOCHS_FROM = 2000
-FEWER_EPOCHS = 2
 PROJECT_DEFAULTS: dict[str, Any] = {
     "eval_strategy": "epoch",  # a metrics row per epoch is the point of the history table
     "save_strategy": "epoch",
@@ -564,7 +560,6 @@ class RunConfig:
     # or restriction may set them (finetune/families.py).
     unset: frozenset[str] = frozenset()
     family_recipe: str = ""  # the family recipe's values this run took, and their source, for the log and the card
-    epochs_rule: str = ""  # why the run has the epochs it has, where the data's size chose them (train.plan_epochs)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration, every section: no secrets (what is published of it, local paths

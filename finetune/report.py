@@ -45,8 +45,6 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         extra["training_curves"] = ", ".join(
             {"tensorboard": "TensorBoard (runs/: this repo's Training metrics tab)",
              "trackio": f"trackio (project {args.project}, logged locally: `trackio show`)"}[name] for name in curves)
-    if config.epochs_rule:
-        extra["epochs"] = config.epochs_rule
     if config.family_recipe:
         extra["recipe"] = f"{config.family_recipe} (the model family's defaults, for the flags not given)"
     return {
@@ -97,8 +95,7 @@ RECIPE_FLAGS = ("num_train_epochs", "learning_rate", "warmup_steps", "weight_dec
 
 
 def uses_default_recipe(config: RunConfig) -> bool:
-    same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS
-               if not (name == "num_train_epochs" and config.epochs_rule))  # the size's epochs are the default's
+    same = all(float(getattr(config.training, name)) == float(PROJECT_DEFAULTS[name]) for name in RECIPE_FLAGS)
     return (same and config.model.freeze_word_embeddings == ModelArguments.freeze_word_embeddings
             and config.data.problem_type == tasks.SINGLE_LABEL
             and config.data.truncation == DataArguments().truncation and config.run.layerwise_lr_decay is None

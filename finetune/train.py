@@ -58,7 +58,7 @@ from finetune import (
 from finetune import truncation as truncating
 from finetune.audit import AuditReport, audit
 from finetune.batching import BucketedCollator, ReviewTrainer, default_multiple
-from finetune.config import FEWER_EPOCHS, FEWER_EPOCHS_FROM, PROJECT_DEFAULTS, RunConfig, parse_config
+from finetune.config import RunConfig, parse_config
 from finetune.data import (
     ReviewData,
     load_review_data,
@@ -143,7 +143,6 @@ def make_plan(config: RunConfig, clock: "PhaseClock") -> Plan:
     check_resume_task(resume, config)
     prepared = prepare(config)
     prepared.small_validation = plan_small_validation(config, len(prepared.data.splits["validation"]))
-    plan_epochs(config, len(prepared.data.splits["train"]))
     log_device_summary(config, prepared)
     clock.lap("preparation")
     prepared_at = time.perf_counter()
@@ -563,9 +562,7 @@ def apply_family(config: RunConfig, model_config) -> str:
     precision note for the device summary line ("": the usual choice applies)."""
     family = families.family_of(model_config)
     families.configure(model_config, family, config.model.classifier_pooling)  # a bad --classifier_pooling fails now
-    recipe = families.recipe_values(family, config.unset)
     config.family_recipe = families.apply_recipe(config.training, family, config.unset)
-    config.unset = config.unset - set(recipe)  # the family's values stand: no project default replaces them later
     if config.family_recipe:
         logger.info("%s defaults (flags you did not give): %s", family.name, config.family_recipe)
     # Half precision the user asked for: --bf16/--fp16 true, or `accelerate launch --mixed_precision`.
@@ -705,20 +702,6 @@ def plan_small_validation(config: RunConfig, reviews: int) -> str:
             "larger --validation_file.")
     logger.warning(note)
     return note
-
-
-def plan_epochs(config: RunConfig, train_reviews: int) -> None:
-    """The default number of epochs, by the size of the training data, when neither the user nor the model family's
-    recipe gave one: FEWER_EPOCHS from FEWER_EPOCHS_FROM training reviews on, PROJECT_DEFAULTS' below (small data
-    needs the steps: 2 epochs of 500 reviews learnt nothing, bench/README.md "Quality suite"). Recorded in
-    config.epochs_rule for the log and the card; set before the run's configuration is written."""
-    if ("num_train_epochs" not in config.unset or train_reviews < FEWER_EPOCHS_FROM or config.training.max_steps > 0
-            or config.run.hp_search_trials):  # steps, or a search, decide the length instead
-        return
-    config.training.num_train_epochs = FEWER_EPOCHS
-    config.epochs_rule = (f"{FEWER_EPOCHS:g} epochs, the default for {FEWER_EPOCHS_FROM:,} training reviews or more "
-                          f"({PROJECT_DEFAULTS['num_train_epochs']:g} below); this run has {train_reviews:,}")
-    logger.info("epochs: %s", config.epochs_rule)
 
 
 def early_stopping(config: RunConfig) -> list[EarlyStoppingCallback]:
