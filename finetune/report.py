@@ -86,11 +86,13 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
 
 
 # What a different seed alone does to the default recipe's scores, where it is known: bench/quality.py's
-# 3 seeds on each of its datasets (bench/results/2026-12-01-quality.jsonl; bench/README.md "Quality suite").
+# seeds on each of its datasets with the word embeddings frozen (bench/results/2026-12-07-frozen-word-embeddings.jsonl;
+# bench/README.md "Frozen word embeddings"). imdb_long ran one seed of that recipe; its figure is the 3-seed spread
+# of the same recipe with the word embeddings trained (bench/results/2026-12-01-quality.jsonl).
 DEFAULT_RECIPE_SPREAD = (
-    "test macro F1 moved by a standard deviation of 0.008 to 0.028 across 3 seeds on bench/quality.py's 4 datasets "
-    "(500-review subsets; rotten_tomatoes 0.008, clothing_recommend 0.011, imdb_long 0.025, clothing_stars 0.028): "
-    "a single run's score carries about that much seed noise")
+    "test macro F1 moved by a standard deviation of 0.009 to 0.025 across 3 seeds on bench/quality.py's 4 datasets "
+    "(500-review subsets; rotten_tomatoes 0.009, clothing_recommend 0.010, clothing_stars 0.017, imdb_long 0.025 "
+    "with the word embeddings trained): a single run's score carries about that much seed noise")
 RECIPE_FLAGS = ("num_train_epochs", "learning_rate", "warmup_steps", "weight_decay")
 
 
