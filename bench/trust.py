@@ -36,7 +36,6 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import quality  # noqa: E402
-import quality_data  # noqa: E402
 
 DATA_DIR = HERE / ".data" / "trust"
 RUNS_DIR = HERE / ".data" / "trust-runs"

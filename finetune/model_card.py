@@ -305,7 +305,8 @@ def _headline(facts: CardFacts) -> str:
         parts = ", ".join(f"{m} {v:.4f}" + (f" {trust.plus_minus(bounds[m])}" if m in bounds else "")
                           for m, v in result.get("scores", {}).items())
         lines.append(f"- **{split}, unseen reviews only** ({result['reviews']:,}; {result['leaked']:,} of the split's "
-                     f"reviews are also in the training data, the same text after normalising case, spacing and HTML, and are left out here): {parts or '-'}")
+                     "reviews are also in the training data, the same text after normalising case, spacing and HTML, "
+                     f"and are left out here): {parts or '-'}")
     if not lines:
         return ""
     return ("It achieves:\n\n" + "\n".join(lines) + "\n\nThe intervals are 95% bootstrap intervals (1,000 resamples of "

@@ -101,6 +101,9 @@ def load_classifier(args: ModelArguments, label_names: list[str], task=None):
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
     if args.freeze_word_embeddings:
         freeze_word_embeddings(model)
+    # Saved in every checkpoint's config.json: a resume must train the same parameters, or the optimizer state it
+    # loads does not fit (train.check_resume_matches). A checkpoint without it trained them (made before the flag).
+    model.config.word_embeddings_frozen = bool(args.freeze_word_embeddings)
     return model
 
 

@@ -140,7 +140,7 @@ def make_plan(config: RunConfig, clock: "PhaseClock") -> Plan:
                                         config.run.overwrite_output_dir)
     push_target = plan_push(config)
     resume = fetch_hub_checkpoint(config, resume, push_target)
-    check_resume_task(resume, config)
+    check_resume_matches(resume, config)
     prepared = prepare(config)
     prepared.small_validation = plan_small_validation(config, len(prepared.data.splits["validation"]))
     log_device_summary(config, prepared)
@@ -438,20 +438,28 @@ def parse_run(argv: list[str] | None = None) -> RunConfig:
     return config
 
 
-def check_resume_task(resume: str | None, config: RunConfig) -> None:
-    """A checkpoint resumes only as the kind of model it is (its config.json's problem_type): another head
-    would fail to load after the data is prepared, or train a different task on its optimizer's state."""
+def check_resume_matches(resume: str | None, config: RunConfig) -> None:
+    """A checkpoint resumes only as the kind of model it is (its config.json's problem_type), training the same
+    parameters (word_embeddings_frozen): another head would fail to load after the data is prepared, or train a
+    different task on its optimizer's state, and another set of trained parameters does not fit that state."""
     path = Path(resume) / "config.json" if resume else None
     if path is None or not path.is_file():
         return
     try:
-        saved = json.loads(path.read_text(encoding="utf-8")).get("problem_type") or tasks.SINGLE_LABEL
+        saved_config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
+    saved = saved_config.get("problem_type") or tasks.SINGLE_LABEL
     if saved != config.data.problem_type:
         raise UsageError(f"--resume_from_checkpoint {resume}: that checkpoint is a {saved} model and this run asks "
                          f"for {config.data.problem_type}. Resume with --problem_type {saved}, or start afresh in "
                          "another --output_dir.")
+    frozen = bool(saved_config.get("word_embeddings_frozen", False))
+    if frozen != config.model.freeze_word_embeddings:
+        did, asks = ("froze", "trains") if frozen else ("trained", "freezes")
+        raise UsageError(f"--resume_from_checkpoint {resume}: that checkpoint {did} its word embeddings and this run "
+                         f"{asks} them, which its optimizer state does not fit. Resume with --freeze_word_embeddings "
+                         f"{str(frozen).lower()}, or start afresh in another --output_dir.")
 
 
 def finish_command(argv: list[str]) -> str:
@@ -874,8 +882,9 @@ def rank_suspects(task, train_outputs, evaluated, rows, texts, labels, vectors, 
     issues = sum(row["label_issue"] for row in found)
     logger.info("suspect labels: %d of %d reviews flagged by cleanlab; most suspect in %s", issues, len(found),
                 artifacts.SUSPECTS_FILE)
-    return {"reviews": len(found), "label_issues": issues, "signals": "fine-tuned", "top": [{k: row[k] for k in ("split", "row", "text", "label", "model_label",
-                                                                      "score")} for row in found[:suspects.SHOWN]]}
+    shown = ("split", "row", "text", "label", "model_label", "score")
+    return {"reviews": len(found), "label_issues": issues, "signals": "fine-tuned",
+            "top": [{k: row[k] for k in shown} for row in found[:suspects.SHOWN]]}
 
 
 def unseen_scores(task: tasks.Task, outputs: list, references: np.ndarray, leaked: list[int]) -> dict:

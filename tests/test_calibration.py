@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from finetune.calibration import (abstention_threshold, expected_calibration_error, fit_label_temperatures,
-                                  fit_temperature, reliability_table)
+from finetune.calibration import (
+    abstention_threshold,
+    expected_calibration_error,
+    fit_label_temperatures,
+    fit_temperature,
+    reliability_table,
+)
 from finetune.tasks import SINGLE_LABEL, Task
 
 

@@ -6,8 +6,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from finetune.intervals import (accuracy, bootstrap_interval, interval_metrics, macro_f1, mean_absolute_error,
-                                micro_f1)
+from finetune.intervals import accuracy, bootstrap_interval, interval_metrics, macro_f1, mean_absolute_error, micro_f1
 
 
 def test_bootstrap_interval_covers_the_true_accuracy_about_95_times_in_100():

@@ -36,3 +36,29 @@ def test_frozen_word_embeddings_keep_their_pretrained_values_while_the_rest_trai
     card = (frozen / "README.md").read_text()
     assert "- word_embeddings: frozen" in card
     assert "- word_embeddings: trained" in (trained / "README.md").read_text()
+
+
+def test_a_checkpoint_resumes_only_training_the_parameters_it_trained(tiny_bert, review_files, tmp_path, capsys):
+    """A checkpoint's optimizer state fits the parameters it trained: a resume that freezes what it trained (or
+    trains what it froze) is refused before any work, naming the flag; the same choice resumes."""
+    runs = {}
+    for frozen in (True, False):
+        runs[frozen] = tmp_path / f"frozen-{frozen}"
+        assert main(tiny_run_args(tiny_bert, review_files, runs[frozen], "--num_train_epochs", "1",
+                                  "--freeze_word_embeddings", str(frozen).lower())) == 0
+    capsys.readouterr()
+    for frozen, folder in runs.items():
+        checkpoint = artifacts.checkpoints(folder)[-1]
+        other = tmp_path / f"other-{frozen}"
+        assert main(tiny_run_args(tiny_bert, review_files, other, "--num_train_epochs", "2",
+                                  "--resume_from_checkpoint", str(checkpoint),
+                                  "--freeze_word_embeddings", str(not frozen).lower())) == 2
+        message = capsys.readouterr().err
+        assert f"that checkpoint {'froze' if frozen else 'trained'} its word embeddings" in message
+        assert f"Resume with --freeze_word_embeddings {str(frozen).lower()}" in message
+        assert not other.exists()
+    # the same choice resumes and finishes the second epoch
+    resumed = tmp_path / "resumed"
+    assert main(tiny_run_args(tiny_bert, review_files, resumed, "--num_train_epochs", "2", "--freeze_word_embeddings",
+                              "true", "--resume_from_checkpoint", str(artifacts.checkpoints(runs[True])[-1]))) == 0
+    assert _weights(resumed)[WORDS].equal(_weights(tiny_bert)[WORDS])

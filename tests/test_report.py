@@ -82,7 +82,8 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
     found = hyperparameters(config, max_seq_length=128, world_size=2)
     assert list(found) == ["learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "processes",
                            "total_train_batch_size", "num_train_epochs", "lr_scheduler_type", "warmup_steps",
-                           "weight_decay", "optimizer", "adam_betas", "adam_epsilon", "seed", "max_seq_length", "truncation", "layerwise_lr_decay",
+                           "weight_decay", "optimizer", "adam_betas", "adam_epsilon", "seed", "max_seq_length",
+                           "truncation", "layerwise_lr_decay",
                            "class_weights", "padding", "train_sampling_strategy", "attention_dropout", "word_embeddings",
                            "mixed_precision", "metric_for_best_model", "early_stopping"]
     assert {k: v for k, v in found.items() if k != "optimizer"} == {

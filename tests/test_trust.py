@@ -78,7 +78,8 @@ def test_leaked_reviews_are_kept_and_scored_apart_and_label_spellings_merge(tiny
     audit = artifacts.read_json(out, artifacts.AUDIT_FILE)
     assert audit["leaked"]["test"] == [0, 5, 9]
     card = (out / artifacts.CARD_FILE).read_text()
-    assert "## Data checks" in card and "test reviews also in train (the same text after normalising case, spacing and HTML): 3 of 33" in card
+    assert "## Data checks" in card
+    assert "test reviews also in train (the same text after normalising case, spacing and HTML): 3 of 33" in card
     assert "**test, unseen reviews only** (30; 3 of the split's reviews" in card
     assert "Label spellings merged into `positive`" in card
 
