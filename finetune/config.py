@@ -8,6 +8,7 @@ users know from transformers' ``run_classification.py``.
 
 import codecs
 import dataclasses
+import difflib
 import importlib.util
 import json
 import re
@@ -652,7 +653,21 @@ class _Parser(HfArgumentParser):
     """argparse, with its errors as one UsageError line (no usage screen) and any token masked."""
 
     def error(self, message: str):
-        raise UsageError(f"{TOKEN_PATTERN.sub('hf_***', message)}. `python finetune/train.py --help` lists the flags.")
+        message = TOKEN_PATTERN.sub("hf_***", message).rstrip(".")
+        raise UsageError(f"{message}.{self._did_you_mean(message)} `python finetune/train.py --help` lists the flags.")
+
+    def _did_you_mean(self, message: str) -> str:
+        """' Did you mean --x?' for each unrecognized flag one close spelling away from a flag of this parser."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        known = [name for name in self._option_string_actions if name.startswith("--")]
+        hints = []
+        for word in message.removeprefix("unrecognized arguments:").split():
+            name = word.split("=", 1)[0]
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.85) if name.startswith("--") else []
+            if close:
+                hints.append(f" Did you mean {close[0]} (not {name})?")
+        return "".join(hints)
 
 
 DeviceResolver = Callable[[dict[str, Any]], tuple[Any, Any]]

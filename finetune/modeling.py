@@ -100,7 +100,9 @@ def load_classifier(args: ModelArguments, label_names: list[str], task=None):
         logger.info("%s", note)
     model = AutoModelForSequenceClassification.from_pretrained(resolve_model_path(args), **settings)
     if args.freeze_word_embeddings:
-        freeze_word_embeddings(model)
+        frozen = freeze_word_embeddings(model)
+        logger.info("word embeddings frozen: %s pretrained weights of the vocabulary's vectors are not trained "
+                    "(--freeze_word_embeddings false trains them)", f"{frozen:,}")
     # Saved in every checkpoint's config.json: a resume must train the same parameters, or the optimizer state it
     # loads does not fit (train.check_resume_matches). A checkpoint without it trained them (made before the flag).
     model.config.word_embeddings_frozen = bool(args.freeze_word_embeddings)

@@ -56,7 +56,9 @@ def hyperparameters(config: RunConfig, max_seq_length: int, world_size: int,
         "total_train_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size,
         "num_train_epochs": args.num_train_epochs,
         "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-        "warmup_steps": args.warmup_steps,
+        # transformers 5 reads a warmup_steps under 1 as a share of the steps: the card says which
+        "warmup_steps": (f"{args.warmup_steps:g} ({args.warmup_steps:.0%} of the steps)" if 0 < args.warmup_steps < 1
+                         else args.warmup_steps),
         "weight_decay": args.weight_decay,
         "optimizer": str(getattr(args.optim, "value", args.optim)),
         "adam_betas": f"({args.adam_beta1:g}, {args.adam_beta2:g})",

@@ -89,7 +89,8 @@ def test_hyperparameters_report_the_settings_a_run_trained_with():
     assert {k: v for k, v in found.items() if k != "optimizer"} == {
         "learning_rate": 2e-5, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 4, "processes": 2,
         "total_train_batch_size": 64,  # 8 reviews x 4 accumulated batches x 2 processes
-        "num_train_epochs": 3, "lr_scheduler_type": "cosine", "warmup_steps": 0.1, "weight_decay": 0.01, "seed": 7,
+        "num_train_epochs": 3, "lr_scheduler_type": "cosine",
+        "warmup_steps": "0.1 (10% of the steps)", "weight_decay": 0.01, "seed": 7,
         "adam_betas": "(0.9, 0.999)", "adam_epsilon": 1e-8,
         "max_seq_length": 128, "truncation": "tail (the last word pieces)", "layerwise_lr_decay": "off (one rate)",
         "class_weights": "none", "padding": "dynamic (per batch)", "train_sampling_strategy": "group_by_length",

@@ -169,6 +169,9 @@ def test_main_refuses_a_token_on_the_command_line_without_echoing_it(tiny_bert, 
     (["--do_regression"], "--do_regression: use --problem_type regression"),
     (["--token", "hf_doNotPrintMe0123"], "--token: pass no token on the command line"),
     (["--hub_tokn", "hf_doNotPrintMe0123"], "unrecognized arguments: --hub_tokn hf_***"),
+    (["--freeze_word_embedding", "true"], "unrecognized arguments: --freeze_word_embedding true. "
+                                          "Did you mean --freeze_word_embeddings (not --freeze_word_embedding)?"),
+    (["--freeze_word_embeddings", "maybe"], "1/0 (case insensitive). `python finetune/train.py --help` lists"),
     (["--enable_jit_checkpoint", "true"], "--enable_jit_checkpoint: not supported"),
 ])
 def test_main_answers_flags_that_would_fail_late_or_that_other_tools_taught(tiny_bert, review_files, tmp_path,
