@@ -514,8 +514,10 @@ def card_summary(served: ServedModel) -> str:
         f"**Dataset**: {dataset_name(meta)} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())} reviews)",
         f"**Labels**: {', '.join(served.results.get('label_names', []))}",
         "**Hyperparameters**: " + ", ".join(
-            f"{k} {training[k]}" for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed")
-            if k in training
+            [f"{k} {training[k]}" for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed")
+             if k in training]
+            + ([f"word embeddings {'frozen' if frozen else 'trained'}"] if (frozen := served.config.get(
+                "model", {}).get("freeze_word_embeddings")) is not None else [])
         ),
     ]
     for split, values in served.results.get("scores", {}).items():

@@ -128,6 +128,7 @@ def test_demo_serves_a_folder_and_says_which_engine(trained_run, tmp_path, with_
     model_line = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "model-line")
     assert f"served by {engine}" in model_line.value
     assert f"(served by {engine})" in run_views.card_summary(run)
+    assert "seed 42, word embeddings trained" in run_views.card_summary(run)  # tiny_run_args trains them
     scores, _ = app.classify(run, "the film was great and loved it")
     reference = ReviewClassifier(trained_run, engine="pytorch").predict_one("the film was great and loved it")
     assert max(scores, key=scores.get) == reference.label
