@@ -508,17 +508,17 @@ def card_summary(served: ServedModel) -> str:
         return f"`{served.model_id}` has no stored training metrics (it was not trained with this project)."
     meta, training = served.card_metadata, served.config.get("training", {})
     sizes = served.results.get("split_sizes", {})
+    hyperparameters = [f"{k} {training[k]}" for k in ("learning_rate", "num_train_epochs",
+                                                      "per_device_train_batch_size", "seed") if k in training]
+    frozen = served.config.get("model", {}).get("freeze_word_embeddings")  # absent from runs made before the flag
+    if frozen is not None:
+        hyperparameters.append(f"word embeddings {'frozen' if frozen else 'trained'}")
     lines = [
         f"**Model**: `{served.model_id}`" + (f" (served by {served.classifier.engine})" if served.classifier else ""),
         f"**Base model**: `{meta.get('base_model') or served.config.get('model', {}).get('model_name_or_path')}`",
         f"**Dataset**: {dataset_name(meta)} ({', '.join(f'{k} {v:,}' for k, v in sizes.items())} reviews)",
         f"**Labels**: {', '.join(served.results.get('label_names', []))}",
-        "**Hyperparameters**: " + ", ".join(
-            [f"{k} {training[k]}" for k in ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "seed")
-             if k in training]
-            + ([f"word embeddings {'frozen' if frozen else 'trained'}"] if (frozen := served.config.get(
-                "model", {}).get("freeze_word_embeddings")) is not None else [])
-        ),
+        "**Hyperparameters**: " + ", ".join(hyperparameters),
     ]
     for split, values in served.results.get("scores", {}).items():
         lines.append(f"**{split.capitalize()}**: " + ", ".join(
